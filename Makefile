@@ -1,0 +1,115 @@
+# Kordon: one Makefile that delegates to the parts.
+#
+#   make          build the nginx modules, the service kit, every backend
+#   make run      start the whole stack under .run/ (installs what is missing)
+#   make stop     stop it
+#   make test     unit, edge (Test::Nginx style) and end-to-end tests
+#   make bench    wrk against the edge: return 200 vs proxy through the kit
+#   make asan     the same build with ASan + UBSan, in build/asan
+#
+# Backends are found by directory: backends/<name>/*.c links the kit
+# (backends/common) into build/bin/kordon-<name>.  Unit tests are
+# t/unit/test_*.c, one binary each.  Nothing here needs editing when a
+# backend, a module or a test is added.
+
+BUILD     ?= build
+SAN       ?=
+PKGS      := libmicrohttpd jansson libpq rdkafka libcrypto
+
+CC        ?= gcc
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
+             -Wshadow -Wpointer-arith -Wstrict-prototypes -fPIC \
+             -D_GNU_SOURCE -pthread -Ibackends/common
+ifeq ($(SAN),1)
+CFLAGS    += -fsanitize=address,undefined -fno-omit-frame-pointer \
+             -fno-sanitize-recover=undefined -DKIT_DEBUG
+LDFLAGS   += -fsanitize=address,undefined
+endif
+LDLIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
+
+KIT_SRC   := $(wildcard backends/common/*.c)
+KIT_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(KIT_SRC))
+KIT_LIB   := $(BUILD)/lib/libkordon.a
+
+SERVICES  := $(filter-out common,$(notdir $(wildcard backends/*)))
+BINS      := $(patsubst %,$(BUILD)/bin/kordon-%,$(SERVICES))
+
+UNIT_SRC  := $(wildcard t/unit/test_*.c)
+UNIT_BINS := $(patsubst t/unit/%.c,$(BUILD)/t/%,$(UNIT_SRC))
+
+FIXT_SRC  := $(wildcard t/fixtures/*/*.c)
+FIXT_BINS := $(sort $(patsubst t/fixtures/%/,$(BUILD)/t/fixture-%, \
+             $(dir $(FIXT_SRC))))
+
+.PHONY: all deps modules backends unit fixtures run stop reload test \
+        test-unit test-edge test-e2e bench asan clean
+
+all: deps modules backends unit fixtures
+
+deps:
+	@scripts/deps
+
+modules: deps
+	@SAN=$(SAN) scripts/build-modules $(BUILD)/nginx
+
+backends: $(BINS)
+
+unit: $(UNIT_BINS)
+
+fixtures: $(FIXT_BINS)
+
+$(BUILD)/obj/%.o: %.c $(wildcard backends/common/*.h) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -c -o $@ $<
+
+$(KIT_LIB): $(KIT_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+.SECONDEXPANSION:
+$(BUILD)/bin/kordon-%: $$(patsubst %.c,$(BUILD)/obj/%.o, \
+                       $$(wildcard backends/$$*/*.c)) $(KIT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/t/fixture-%: $$(patsubst %.c,$(BUILD)/obj/%.o, \
+                      $$(wildcard t/fixtures/$$*/*.c)) $(KIT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/t/test_%: $(BUILD)/obj/t/unit/test_%.o $(KIT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+run: all
+	@scripts/stack start
+
+stop:
+	@scripts/stack stop
+
+reload:
+	@scripts/stack reload
+
+test: all
+	@scripts/test all
+
+test-unit: all
+	@scripts/test unit
+
+test-edge: all
+	@scripts/test edge
+
+test-e2e: all
+	@scripts/test e2e
+
+bench: all
+	@scripts/bench
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all
+
+clean:
+	rm -rf build
