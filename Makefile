@@ -27,10 +27,17 @@ CFLAGS    += -fsanitize=address,undefined -fno-omit-frame-pointer \
 LDFLAGS   += -fsanitize=address,undefined
 endif
 LDLIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
+CFLAGS    += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
 KIT_SRC   := $(wildcard backends/common/*.c)
 KIT_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(KIT_SRC))
 KIT_LIB   := $(BUILD)/lib/libkordon.a
+
+# nginx-independent logic of the edge modules (nginx-modules/*/*_core.c):
+# compiled once more outside nginx so that unit tests and fuzzers reach it.
+EDGE_SRC  := $(wildcard nginx-modules/*/*_core.c)
+EDGE_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(EDGE_SRC))
+EDGE_LIB  := $(BUILD)/lib/libkordon_edge.a
 
 SERVICES  := $(filter-out common,$(notdir $(wildcard backends/*)))
 BINS      := $(patsubst %,$(BUILD)/bin/kordon-%,$(SERVICES))
@@ -67,6 +74,10 @@ $(KIT_LIB): $(KIT_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
+$(EDGE_LIB): $(EDGE_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
 .SECONDEXPANSION:
 $(BUILD)/bin/kordon-%: $$(patsubst %.c,$(BUILD)/obj/%.o, \
                        $$(wildcard backends/$$*/*.c)) $(KIT_LIB)
@@ -78,7 +89,7 @@ $(BUILD)/t/fixture-%: $$(patsubst %.c,$(BUILD)/obj/%.o, \
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/t/test_%: $(BUILD)/obj/t/unit/test_%.o $(KIT_LIB)
+$(BUILD)/t/test_%: $(BUILD)/obj/t/unit/test_%.o $(KIT_LIB) $(EDGE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
