@@ -1,0 +1,450 @@
+
+/*
+ * Kordon edge: the request header guard.
+ *
+ * Identity reaches the services in X-Kordon-* request headers that only
+ * the edge may set, so every such header a client sends is removed before
+ * any other module sees it.  The proxy module and the $http_* variables
+ * read r->headers_in.headers, so the guard rebuilds that list without
+ * the reserved entries; marking an entry (hash = 0) is not enough, as the
+ * proxy module forwards every entry of the list.
+ *
+ * The guard runs twice.  In the post-read phase, before server rewrites,
+ * the server's "kordon_strip_headers" decides; in the rewrite phase, the
+ * first one that knows the location, the location's value decides.  The
+ * client's list is kept in a context that survives internal redirects,
+ * so a location with "kordon_strip_headers off" gets the headers back,
+ * and one with "on" loses them again after a redirect; cached $http_*
+ * values are dropped whenever the list changes.  Underscores count as
+ * dashes ("X_Kordon_User"), as some backends treat them alike when
+ * underscores_in_headers is on.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_kordon.h"
+
+
+typedef struct {
+    ngx_flag_t                strip_headers;
+} ngx_http_kordon_loc_conf_t;
+
+
+/*
+ * The client's list as it arrived.  The request has its headers
+ * stripped exactly when its list is not this one.
+ */
+
+typedef struct {
+    ngx_list_t                original;
+} ngx_http_kordon_ctx_t;
+
+
+static ngx_int_t ngx_http_kordon_strip_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_kordon_strip(ngx_http_request_t *r,
+    ngx_http_kordon_ctx_t *ctx);
+static void ngx_http_kordon_restore(ngx_http_request_t *r,
+    ngx_http_kordon_ctx_t *ctx);
+static void ngx_http_kordon_flush_variables(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_kordon_count_reserved(ngx_list_t *list,
+    ngx_uint_t *total);
+static ngx_http_kordon_ctx_t *ngx_http_kordon_get_ctx(ngx_http_request_t *r);
+static ngx_http_kordon_ctx_t *ngx_http_kordon_create_ctx(
+    ngx_http_request_t *r);
+static void ngx_http_kordon_cleanup(void *data);
+static void *ngx_http_kordon_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_kordon_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_kordon_init(ngx_conf_t *cf);
+
+
+static ngx_command_t  ngx_http_kordon_commands[] = {
+
+    { ngx_string("kordon_strip_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_kordon_loc_conf_t, strip_headers),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_kordon_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_kordon_init,                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_kordon_create_loc_conf,       /* create location configuration */
+    ngx_http_kordon_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_kordon_module = {
+    NGX_MODULE_V1,
+    &ngx_http_kordon_module_ctx,           /* module context */
+    ngx_http_kordon_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/*
+ * The post-read and rewrite phase handler.  Always declines; fails the
+ * request with 500 only when memory runs out, leaving the list untouched.
+ */
+
+static ngx_int_t
+ngx_http_kordon_strip_handler(ngx_http_request_t *r)
+{
+    ngx_http_kordon_ctx_t       *ctx;
+    ngx_http_kordon_loc_conf_t  *klcf;
+
+    klcf = ngx_http_get_module_loc_conf(r, ngx_http_kordon_module);
+
+    ctx = ngx_http_kordon_get_ctx(r);
+
+    if (klcf->strip_headers) {
+        if (ngx_http_kordon_strip(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_DECLINED;
+    }
+
+    if (ctx != NULL) {
+        ngx_http_kordon_restore(r, ctx);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Replaces r->headers_in.headers with a new list of the same entries
+ * minus the reserved ones.  The old entries stay where they are, so the
+ * r->headers_in shortcuts (host, user_agent, cookies, ...) remain valid.
+ */
+
+static ngx_int_t
+ngx_http_kordon_strip(ngx_http_request_t *r, ngx_http_kordon_ctx_t *ctx)
+{
+    ngx_uint_t        i, n, total;
+    ngx_list_t        list;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *header, *h;
+
+    n = ngx_http_kordon_count_reserved(&r->headers_in.headers, &total);
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    if (ctx == NULL) {
+        ctx = ngx_http_kordon_create_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    list = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool,
+                      total - n ? total - n : 1, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        r->headers_in.headers = list;
+        return NGX_ERROR;
+    }
+
+    part = &list.part;
+    header = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            header = part->elts;
+            i = 0;
+        }
+
+        if (ngx_http_kordon_reserved_header(header[i].lowcase_key,
+                                            header[i].key.len))
+        {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "kordon strip header \"%V\"", &header[i].key);
+            continue;
+        }
+
+        h = ngx_list_push(&r->headers_in.headers);
+        if (h == NULL) {
+            r->headers_in.headers = list;
+            return NGX_ERROR;
+        }
+
+        *h = header[i];
+    }
+
+    ngx_http_kordon_flush_variables(r);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Puts the client's list back for a location that keeps the headers.
+ * The saved copy is the list as it was, so this cannot fail.
+ */
+
+static void
+ngx_http_kordon_restore(ngx_http_request_t *r, ngx_http_kordon_ctx_t *ctx)
+{
+    if (r->headers_in.headers.part.elts == ctx->original.part.elts) {
+        return;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "kordon restore headers");
+
+    r->headers_in.headers = ctx->original;
+
+    ngx_http_kordon_flush_variables(r);
+}
+
+
+/*
+ * $http_* values are cached once read, so a server-level "set" would
+ * leave a stale copy for the location; forget every cached one.
+ * Variables derived from them (map, set) keep what they computed.
+ */
+
+static void
+ngx_http_kordon_flush_variables(ngx_http_request_t *r)
+{
+    ngx_uint_t                  i;
+    ngx_http_variable_t        *v;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
+
+    v = cmcf->variables.elts;
+
+    for (i = 0; i < cmcf->variables.nelts; i++) {
+        if (v[i].name.len > sizeof("http_") - 1
+            && ngx_strncmp(v[i].name.data, "http_", sizeof("http_") - 1)
+               == 0)
+        {
+            r->variables[i].valid = 0;
+            r->variables[i].not_found = 0;
+        }
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_kordon_count_reserved(ngx_list_t *list, ngx_uint_t *total)
+{
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *header;
+
+    n = 0;
+    *total = 0;
+
+    part = &list->part;
+    header = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            header = part->elts;
+            i = 0;
+        }
+
+        (*total)++;
+
+        if (ngx_http_kordon_reserved_header(header[i].lowcase_key,
+                                            header[i].key.len))
+        {
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+ngx_uint_t
+ngx_http_kordon_reserved_header(u_char *lowcase_key, size_t len)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    static u_char  prefix[] = NGX_HTTP_KORDON_RESERVED_PREFIX;
+
+    if (lowcase_key == NULL || len < sizeof(prefix) - 1) {
+        return 0;
+    }
+
+    for (i = 0; i < sizeof(prefix) - 1; i++) {
+        c = lowcase_key[i];
+
+        if (c == '_') {
+            c = '-';
+        }
+
+        if (c != prefix[i]) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * The context lives in a pool cleanup as well as in r->ctx: internal
+ * redirects (error_page, named locations) zero r->ctx, and the client's
+ * list must still be found after them, as the realip module does.
+ */
+
+static ngx_http_kordon_ctx_t *
+ngx_http_kordon_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_kordon_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_kordon_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_kordon_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_kordon_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static ngx_http_kordon_ctx_t *
+ngx_http_kordon_create_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_kordon_ctx_t  *ctx;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_kordon_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+
+    /*
+     * a plain copy: its "last" may point at r->headers_in.headers.part,
+     * which is right again once the copy is put back there
+     */
+
+    ctx->original = r->headers_in.headers;
+
+    cln->handler = ngx_http_kordon_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_kordon_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_kordon_cleanup(void *data)
+{
+    /* nothing to free: the handler only marks the context's cleanup */
+}
+
+
+static void *
+ngx_http_kordon_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_kordon_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_kordon_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    conf->strip_headers = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_kordon_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_kordon_loc_conf_t *prev = parent;
+    ngx_http_kordon_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->strip_headers, prev->strip_headers, 1);
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_kordon_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_kordon_strip_handler;
+
+    /*
+     * handlers of a phase run last pushed first, and dynamic modules
+     * initialize after the built-in ones, so this runs before the rewrite
+     * module's directives of the location
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_kordon_strip_handler;
+
+    return NGX_OK;
+}
