@@ -78,14 +78,18 @@ $(EDGE_LIB): $(EDGE_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
+# objs_of: a call, so that the % of patsubst is not taken for the stem.
+objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+.SECONDARY:
 .SECONDEXPANSION:
-$(BUILD)/bin/kordon-%: $$(patsubst %.c,$(BUILD)/obj/%.o, \
-                       $$(wildcard backends/$$*/*.c)) $(KIT_LIB)
+$(BUILD)/bin/kordon-%: $$(call objs_of,$$(wildcard backends/$$*/*.c)) \
+                       $(KIT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/t/fixture-%: $$(patsubst %.c,$(BUILD)/obj/%.o, \
-                      $$(wildcard t/fixtures/$$*/*.c)) $(KIT_LIB)
+$(BUILD)/t/fixture-%: $$(call objs_of,$$(wildcard t/fixtures/$$*/*.c)) \
+                      $(KIT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

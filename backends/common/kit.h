@@ -268,6 +268,9 @@ PGconn *kit_pg_conn(kit_pg_t *pg);
 
 #define KIT_TX_CONFLICT     -1001
 #define KIT_TX_UNAVAILABLE  -1002
+/* Rolled back by the server on an error fn did not report (fn returned 0
+ * after a failed statement), or an unknown isolation level. */
+#define KIT_TX_FAILED       -1003
 
 typedef int (*kit_tx_pt)(kit_pg_t *pg, void *arg);
 
