@@ -1362,6 +1362,39 @@ kit_http_force(void)
 }
 
 
+/*
+ * Hands the connections waiting in the listen backlog to the quiesced
+ * daemon, then closes the listener.  Those clients connected before the
+ * stop and count as in flight: without this, closing the listener would
+ * reset them while every pool thread was busy.  Later connects are
+ * refused at once.  Bounded by the connection limit.
+ */
+static void
+kit_http_adopt_backlog(void)
+{
+    struct sockaddr_storage  sa;
+    socklen_t                salen;
+    int                      fd, n;
+
+    for (n = 0; n < KIT_CONNECTIONS_MAX; n++) {
+        salen = sizeof(sa);
+        fd = accept4(kit_http.listen_fd, (struct sockaddr *) &sa, &salen,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            break;              /* EAGAIN: the backlog is empty */
+        }
+        if (MHD_add_connection(kit_http.daemon, fd, (struct sockaddr *) &sa,
+                               salen) != MHD_YES)
+        {
+            kit_log(KIT_LOG_WARN, "could not adopt a waiting connection "
+                    "while stopping");
+        }
+    }
+    close(kit_http.listen_fd);
+    kit_http.listen_fd = -1;
+}
+
+
 void
 kit_http_stop(int drain_ms)
 {
@@ -1372,6 +1405,7 @@ kit_http_stop(int drain_ms)
     }
     atomic_store(&kit_http.stopping, 1);
     MHD_quiesce_daemon(kit_http.daemon);
+    kit_http_adopt_backlog();
     kit_log(KIT_LOG_INFO, "stopped accepting, %d requests in flight",
             atomic_load(&kit_http.inflight));
     left = kit_http_drain(drain_ms);
@@ -1390,7 +1424,5 @@ kit_http_stop(int drain_ms)
     }
     MHD_stop_daemon(kit_http.daemon);
     kit_http.daemon = NULL;
-    close(kit_http.listen_fd);
-    kit_http.listen_fd = -1;
     kit_log(KIT_LOG_INFO, "http server stopped");
 }

@@ -15,6 +15,7 @@ use warnings;
 
 use Digest::SHA qw(hmac_sha256_hex);
 use Exporter 'import';
+use File::Spec;
 use HTTP::Tiny;
 use JSON::PP;
 use Time::HiRes qw(sleep time);
@@ -25,7 +26,7 @@ our @EXPORT = qw(http edge kitd sign_identity signed_headers psql_reader
 my $json = JSON::PP->new->canonical;
 
 sub top_dir {
-    my $d = __FILE__;
+    my $d = File::Spec->rel2abs(__FILE__);
     $d =~ s{/t/lib/Kordon/E2E\.pm$}{};
     return $d;
 }
