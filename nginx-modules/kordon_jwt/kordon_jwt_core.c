@@ -1,0 +1,1907 @@
+
+/*
+ * Kordon edge: the JWT verification core, free of nginx.
+ *
+ * kordon_jwt_keys_load() reads a JWKS document once, at configuration
+ * time: every key must carry a "kid" and an "alg", and the alg is pinned
+ * to the key.  RS256 goes with kty "RSA" (at least 2048 bits), ES256 with
+ * kty "EC" on P-256 (point validated), HS256 with kty "oct" (at least 32
+ * bytes) and nothing else.  Public keys become EVP_PKEYs right there and
+ * are shared, read-only, by every later verify.
+ *
+ * kordon_jwt_verify() takes a compact JWS and refuses it at the first
+ * failing check, in this order; everything up to the signature is cheap
+ * and runs BEFORE any crypto, so junk never costs a public-key operation:
+ *
+ *     size <= max_size; exactly two dots; non-empty header and payload;
+ *     base64url alphabet, no padding, canonical trailing bits; decoded
+ *     lengths bounded; JSON nesting of header and payload bounded (counted
+ *     on the raw bytes, jansson's own bound of 2048 is far too deep);
+ *     header is a JSON object without duplicate names; "alg" is a string
+ *     and not "none" in any case; "kid" names a loaded key; "alg" equals
+ *     that key's pinned alg exactly; "crit" is refused (we understand no
+ *     extension, so any listed name is unsupported; an empty or non-array
+ *     "crit" is malformed); "jwk", "jku", "x5u", "x5c" are never read;
+ *     signature length exact for the alg (RSA: modulus bytes; ES256: 64
+ *     with 0 < r < n and 0 < s < n, CVE-2022-21449; HS256: 32)
+ *
+ * then the signature (OpenSSL 3 EVP: RSASSA-PKCS1-v1_5 with SHA-256, ECDSA
+ * P-256 with r || s re-encoded as DER, HMAC-SHA256 compared with
+ * CRYPTO_memcmp), and only then the payload: a JSON object with numeric
+ * "exp" and "iat" (required) and "nbf" (optional), checked against "now"
+ * with the leeway, then "iss", "aud" and the header "typ" per conf, then
+ * the identity claims copied into fixed-size buffers.
+ *
+ * Why not libjwt's decoder: libjwt 1.10's jwt_decode() takes the algorithm
+ * from the token's own header and one PEM key from the caller.  Given an
+ * RSA public key and a token saying HS256 it computes an HMAC keyed with
+ * the PEM text (the classic algorithm confusion), given no key it accepts
+ * an unsigned token, and it cannot tie an alg to a kid.  It also parses
+ * the PEM on every call and lets jansson nest 2048 levels deep.  So the
+ * pinning and the format checks are done here, before any crypto, and the
+ * signature is checked with OpenSSL 3 EVP directly, which is also faster.
+ * The users service still signs with libjwt: the format is the same.
+ *
+ * Memory: a verify allocates only the two small jansson trees and one
+ * EVP_MD_CTX (plus an ECDSA_SIG for ES256) and frees them on every path;
+ * OpenSSL's error queue is cleared after a failure, so nothing leaks into
+ * the TLS code of the process that calls us.
+ */
+
+
+#include <assert.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/param_build.h>
+#include <openssl/rsa.h>
+
+#include "kordon_jwt_core.h"
+
+
+#define KORDON_JWT_RS256             1
+#define KORDON_JWT_ES256             2
+#define KORDON_JWT_HS256             3
+
+#define KORDON_JWT_RSA_BITS_MIN      2048
+#define KORDON_JWT_RSA_BITS_MAX      8192
+#define KORDON_JWT_SIG_MAX           (KORDON_JWT_RSA_BITS_MAX / 8)
+#define KORDON_JWT_EC_COORD          32      /* P-256 coordinate bytes */
+#define KORDON_JWT_ES256_DER_MAX     80      /* SEQUENCE of 2 INTEGERs */
+#define KORDON_JWT_HMAC_MIN          32
+#define KORDON_JWT_HMAC_MAX          1024
+#define KORDON_JWT_RSA_E_MAX         32
+#define KORDON_JWT_DATE_MAX          1e15    /* |NumericDate| as a real */
+
+#define KORDON_JWT_B64URL_BAD        77      /* not a base64url digit */
+
+#define KORDON_JWT_STR_EMPTY_OK      0x1
+#define KORDON_JWT_STR_NO_COMMA      0x2
+
+
+typedef struct {
+    const char      *name;
+    const char      *kty;
+    int              alg;
+} kordon_jwt_alg_t;
+
+
+typedef struct {
+    size_t           kid_len;
+    size_t           sig_len;         /* exact signature bytes */
+    size_t           secret_len;
+    int              alg;
+    const char      *alg_name;
+    EVP_PKEY        *pkey;            /* RS256, ES256 */
+    unsigned char   *secret;          /* HS256 */
+    char             kid[KORDON_JWT_KID_MAX + 1];
+} kordon_jwt_key_t;
+
+
+struct kordon_jwt_keys_s {
+    size_t             nkeys;
+    EVP_MD            *sha256;
+    kordon_jwt_key_t  *key;
+};
+
+
+/* a token cut into its parts; header and signature decoded here */
+
+typedef struct {
+    size_t           signed_len;      /* "header.payload" */
+    size_t           header_len;
+    size_t           payload_len;
+    size_t           sig_len;
+    unsigned char    header[KORDON_JWT_HEADER_MAX];
+    unsigned char    sig[KORDON_JWT_SIG_MAX];
+} kordon_jwt_tok_t;
+
+
+static void kordon_jwt_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void kordon_jwt_printable(char *dst, size_t cap, const char *src,
+    size_t len);
+static int kordon_jwt_b64url_decode(unsigned char *dst, size_t cap,
+    const char *src, size_t len, size_t *n);
+static int kordon_jwt_depth_ok(const unsigned char *p, size_t len,
+    unsigned max);
+
+static kordon_jwt_keys_t *kordon_jwt_keys_alloc(size_t n, char *err,
+    size_t errlen);
+static int kordon_jwt_key_load(kordon_jwt_key_t *key, const json_t *jwk,
+    size_t index, char *err, size_t errlen);
+static const kordon_jwt_alg_t *kordon_jwt_key_alg(const json_t *jwk,
+    const char *who, char *err, size_t errlen);
+static int kordon_jwt_key_member(const json_t *jwk, const char *name,
+    unsigned char *buf, size_t cap, size_t *n, const char *who, char *err,
+    size_t errlen);
+static int kordon_jwt_key_rsa(kordon_jwt_key_t *key, const json_t *jwk,
+    const char *who, char *err, size_t errlen);
+static int kordon_jwt_key_ec(kordon_jwt_key_t *key, const json_t *jwk,
+    const char *who, char *err, size_t errlen);
+static int kordon_jwt_key_oct(kordon_jwt_key_t *key, const json_t *jwk,
+    const char *who, char *err, size_t errlen);
+static EVP_PKEY *kordon_jwt_pkey_fromdata(const char *type,
+    OSSL_PARAM_BLD *bld);
+static const kordon_jwt_alg_t *kordon_jwt_alg_find(const char *name);
+static const kordon_jwt_key_t *kordon_jwt_keys_find(
+    const kordon_jwt_keys_t *keys, const char *kid, size_t len);
+
+static int kordon_jwt_conf_resolve(const kordon_jwt_conf_t *conf,
+    kordon_jwt_conf_t *cf);
+static int kordon_jwt_split(const char *token, size_t len,
+    const kordon_jwt_conf_t *cf, kordon_jwt_tok_t *tok,
+    kordon_jwt_claims_t *out);
+static int kordon_jwt_segment(unsigned char *dst, size_t cap,
+    const char *src, size_t len, size_t *n);
+static int kordon_jwt_header(const kordon_jwt_keys_t *keys,
+    kordon_jwt_tok_t *tok, json_t **header, const kordon_jwt_key_t **key,
+    kordon_jwt_claims_t *out);
+static int kordon_jwt_crit(const json_t *crit);
+static int kordon_jwt_signature(const kordon_jwt_keys_t *keys,
+    const kordon_jwt_key_t *key, const char *token, kordon_jwt_tok_t *tok);
+static int kordon_jwt_es256(const kordon_jwt_key_t *key, const EVP_MD *md,
+    const unsigned char *msg, size_t msg_len, const unsigned char *sig,
+    size_t sig_len);
+static int kordon_jwt_es256_scalar_ok(const unsigned char *v);
+static int kordon_jwt_hs256(const kordon_jwt_key_t *key, const EVP_MD *md,
+    const unsigned char *msg, size_t msg_len, const unsigned char *sig,
+    size_t sig_len);
+static int kordon_jwt_digest_verify(EVP_PKEY *pkey, const EVP_MD *md,
+    int rsa, const unsigned char *msg, size_t msg_len,
+    const unsigned char *sig, size_t sig_len);
+
+static int kordon_jwt_claims(const kordon_jwt_conf_t *cf,
+    const json_t *header, const json_t *payload, int64_t now,
+    kordon_jwt_claims_t *out);
+static int kordon_jwt_times(const kordon_jwt_conf_t *cf,
+    const json_t *payload, int64_t now, kordon_jwt_claims_t *out);
+static int kordon_jwt_numeric_date(const json_t *payload, const char *name,
+    int up, int64_t *t);
+static int kordon_jwt_audience(const json_t *aud, const char *want);
+static int kordon_jwt_typ_match(const char *want, const char *got);
+static int kordon_jwt_identity(const json_t *payload,
+    kordon_jwt_claims_t *out);
+static int kordon_jwt_copy_str(const json_t *v, char *dst, size_t cap,
+    unsigned flags);
+static int kordon_jwt_copy_list(const json_t *v, char *dst, size_t width,
+    size_t max, size_t *n, unsigned flags);
+
+
+static const kordon_jwt_alg_t  kordon_jwt_algs[] = {
+    { "RS256", "RSA", KORDON_JWT_RS256 },
+    { "ES256", "EC", KORDON_JWT_ES256 },
+    { "HS256", "oct", KORDON_JWT_HS256 },
+    { NULL, NULL, 0 }
+};
+
+
+/* the order n of the P-256 group, big-endian */
+
+static const unsigned char  kordon_jwt_p256_order[KORDON_JWT_EC_COORD] = {
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
+    0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51
+};
+
+
+/* base64url digit values, KORDON_JWT_B64URL_BAD (77) for other bytes */
+
+static const unsigned char  kordon_jwt_b64url[256] = {
+    77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
+    77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
+    77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 62, 77, 77,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 77, 77, 77, 77, 77, 77,
+    77,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 77, 77, 77, 77, 63,
+    77, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 77, 77, 77, 77, 77,
+    77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
+    77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
+    77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
+    77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
+    77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
+    77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
+    77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
+    77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77
+};
+
+
+/*
+ * Header parameters listed in "crit" that this core understands: none.
+ * A later extension adds its name here and handles it in the header.
+ */
+
+static const char  *kordon_jwt_crit_known[] = {
+    NULL
+};
+
+
+static const char  *kordon_jwt_errors[] = {
+    "ok",                                   /* KORDON_JWT_OK */
+    "bad verifier configuration",           /* ECONF */
+    "out of memory",                        /* ENOMEM */
+    "internal error",                       /* EINTERNAL */
+    "token too large",                      /* ETOOLARGE */
+    "malformed token",                      /* EMALFORMED */
+    "token nested too deep",                /* EDEPTH */
+    "algorithm \"none\" not allowed",       /* ENONE */
+    "missing key id",                       /* ENOKID */
+    "unknown key",                          /* EUNKNOWNKEY */
+    "algorithm not allowed for key",        /* EALG */
+    "unsupported critical header",          /* ECRIT */
+    "bad signature",                        /* ESIG */
+    "missing claim \"exp\"",                /* ENOEXP */
+    "claim \"exp\" is not a number",        /* EBADEXP */
+    "missing claim \"iat\"",                /* ENOIAT */
+    "claim \"iat\" is not a number",        /* EBADIAT */
+    "claim \"nbf\" is not a number",        /* EBADNBF */
+    "token expired",                        /* EEXPIRED */
+    "token not yet valid",                  /* ENOTYET */
+    "token issued in the future",           /* EFUTURE */
+    "wrong issuer",                         /* EISS */
+    "wrong audience",                       /* EAUD */
+    "bad token type",                       /* ETYP */
+    "missing claim \"sub\"",                /* ENOSUB */
+    "bad claim \"sub\"",                    /* EBADSUB */
+    "bad claim \"sid\"",                    /* EBADSID */
+    "bad claim \"jti\"",                    /* EBADJTI */
+    "bad claim \"roles\"",                  /* EBADROLES */
+    "bad claim \"scope\"",                  /* EBADSCOPE */
+    "bad claim \"amr\"",                    /* EBADAMR */
+    "no such claim",                        /* ENOENT */
+    "claim too long for the buffer"         /* ENOSPC */
+};
+
+
+const char *
+kordon_jwt_strerror(int code)
+{
+    if (code > 0 || code < KORDON_JWT_ELAST) {
+        return "unknown error";
+    }
+
+    return kordon_jwt_errors[-code];
+}
+
+
+static void
+kordon_jwt_error(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list  ap;
+
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+
+/*
+ * Copies at most cap - 1 bytes of src into dst for an error message,
+ * replacing anything but printable ASCII by "?".  The kid and alg of a
+ * JWKS come from a file that an operator may not have written.
+ */
+
+static void
+kordon_jwt_printable(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t  i;
+
+    assert(cap > 0);
+
+    for (i = 0; i < len && i < cap - 1; i++) {
+        dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+    }
+
+    dst[i] = '\0';
+}
+
+
+/*
+ * Strict base64url (RFC 7515, section 2): the url alphabet only, no "="
+ * padding, no whitespace, and the unused low bits of the last character
+ * must be zero, so that every byte string has exactly one encoding.
+ * Returns 0 and the decoded length in *n, or -1 (dst is then garbage).
+ */
+
+static int
+kordon_jwt_b64url_decode(unsigned char *dst, size_t cap, const char *src,
+    size_t len, size_t *n)
+{
+    size_t    i, o;
+    unsigned  v, acc, bits;
+
+    if (len % 4 == 1 || len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0) > cap) {
+        return -1;
+    }
+
+    acc = 0;
+    bits = 0;
+    o = 0;
+
+    for (i = 0; i < len; i++) {
+        v = kordon_jwt_b64url[(unsigned char) src[i]];
+        if (v == KORDON_JWT_B64URL_BAD) {
+            return -1;
+        }
+
+        acc = ((acc << 6) | v) & 0xffff;
+        bits += 6;
+
+        if (bits >= 8) {
+            bits -= 8;
+            dst[o++] = (unsigned char) (acc >> bits);
+        }
+    }
+
+    if (acc & ((1u << bits) - 1)) {
+        return -1;
+    }
+
+    *n = o;
+
+    return 0;
+}
+
+
+/*
+ * Says whether the JSON text p nests arrays and objects at most max
+ * deep.  Only brackets outside strings count; the text need not be
+ * valid, jansson rejects what is not, but it is never handed anything
+ * deeper than max.
+ */
+
+static int
+kordon_jwt_depth_ok(const unsigned char *p, size_t len, unsigned max)
+{
+    size_t    i;
+    unsigned  depth, in_string;
+
+    depth = 0;
+    in_string = 0;
+
+    for (i = 0; i < len; i++) {
+
+        if (in_string) {
+            if (p[i] == '\\') {
+                i++;
+
+            } else if (p[i] == '"') {
+                in_string = 0;
+            }
+
+            continue;
+        }
+
+        switch (p[i]) {
+
+        case '"':
+            in_string = 1;
+            break;
+
+        case '[':
+        case '{':
+            if (++depth > max) {
+                return 0;
+            }
+            break;
+
+        case ']':
+        case '}':
+            if (depth > 0) {
+                depth--;
+            }
+            break;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * Loads a JWKS document.  Returns the key set, or NULL with the reason in
+ * err ("key \"k1\": missing \"alg\""); nothing is kept from a failed load.
+ */
+
+kordon_jwt_keys_t *
+kordon_jwt_keys_load(const char *json, size_t len, char *err, size_t errlen)
+{
+    char                     name[KORDON_JWT_KID_MAX + 1];
+    size_t                   i, n;
+    json_t                  *root, *arr;
+    json_error_t             jerr;
+    kordon_jwt_key_t        *k;
+    kordon_jwt_keys_t       *keys;
+    const kordon_jwt_key_t  *dup;
+
+    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        kordon_jwt_error(err, errlen,
+                         "could not parse JWKS: %s at line %d, column %d",
+                         jerr.text, jerr.line, jerr.column);
+        return NULL;
+    }
+
+    keys = NULL;
+    arr = json_object_get(root, "keys");
+    n = json_array_size(arr);
+
+    if (!json_is_object(root) || !json_is_array(arr)) {
+        kordon_jwt_error(err, errlen, "JWKS has no \"keys\" array");
+        goto failed;
+    }
+
+    if (n == 0 || n > KORDON_JWT_KEYS_MAX) {
+        kordon_jwt_error(err, errlen, "JWKS has %zu keys, 1 to %d allowed",
+                         n, KORDON_JWT_KEYS_MAX);
+        goto failed;
+    }
+
+    keys = kordon_jwt_keys_alloc(n, err, errlen);
+    if (keys == NULL) {
+        goto failed;
+    }
+
+    for (i = 0; i < n; i++) {
+        k = &keys->key[i];
+
+        if (kordon_jwt_key_load(k, json_array_get(arr, i), i, err, errlen)
+            != 0)
+        {
+            goto failed;
+        }
+
+        /* the first i keys are searched, then key i joins them */
+        dup = kordon_jwt_keys_find(keys, k->kid, k->kid_len);
+        keys->nkeys = i + 1;
+
+        if (dup != NULL) {
+            kordon_jwt_printable(name, sizeof(name), k->kid, k->kid_len);
+            kordon_jwt_error(err, errlen, "duplicate kid \"%s\"", name);
+            goto failed;
+        }
+    }
+
+    json_decref(root);
+
+    return keys;
+
+failed:
+
+    json_decref(root);
+    kordon_jwt_keys_free(keys);
+    ERR_clear_error();
+
+    return NULL;
+}
+
+
+/* an empty key set with room for n keys, or NULL with err set */
+
+static kordon_jwt_keys_t *
+kordon_jwt_keys_alloc(size_t n, char *err, size_t errlen)
+{
+    kordon_jwt_keys_t  *keys;
+
+    keys = calloc(1, sizeof(kordon_jwt_keys_t));
+    if (keys == NULL) {
+        goto nomem;
+    }
+
+    keys->key = calloc(n, sizeof(kordon_jwt_key_t));
+    if (keys->key == NULL) {
+        goto nomem;
+    }
+
+    keys->sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+    if (keys->sha256 == NULL) {
+        kordon_jwt_error(err, errlen, "could not fetch SHA-256 from OpenSSL");
+        kordon_jwt_keys_free(keys);
+        return NULL;
+    }
+
+    return keys;
+
+nomem:
+
+    kordon_jwt_error(err, errlen, "out of memory loading JWKS");
+    kordon_jwt_keys_free(keys);
+
+    return NULL;
+}
+
+
+void
+kordon_jwt_keys_free(kordon_jwt_keys_t *keys)
+{
+    size_t             i;
+    kordon_jwt_key_t  *k;
+
+    if (keys == NULL) {
+        return;
+    }
+
+    for (i = 0; i < keys->nkeys; i++) {
+        k = &keys->key[i];
+
+        EVP_PKEY_free(k->pkey);
+
+        if (k->secret != NULL) {
+            OPENSSL_cleanse(k->secret, k->secret_len);
+            free(k->secret);
+        }
+    }
+
+    free(keys->key);
+    EVP_MD_free(keys->sha256);
+    free(keys);
+}
+
+
+size_t
+kordon_jwt_keys_count(const kordon_jwt_keys_t *keys)
+{
+    return keys == NULL ? 0 : keys->nkeys;
+}
+
+
+/*
+ * Loads one JWK into key.  Returns 0, or -1 with err set; a failed key
+ * holds nothing that needs freeing.
+ */
+
+static int
+kordon_jwt_key_load(kordon_jwt_key_t *key, const json_t *jwk, size_t index,
+    char *err, size_t errlen)
+{
+    char                     name[KORDON_JWT_KID_MAX + 1];
+    char                     who[KORDON_JWT_KID_MAX + 32];
+    size_t                   len;
+    json_t                  *kid;
+    const kordon_jwt_alg_t  *a;
+
+    if (!json_is_object(jwk)) {
+        kordon_jwt_error(err, errlen, "key at index %zu: not an object",
+                         index);
+        return -1;
+    }
+
+    kid = json_object_get(jwk, "kid");
+    len = json_string_length(kid);
+
+    if (!json_is_string(kid) || len == 0 || len > KORDON_JWT_KID_MAX) {
+        kordon_jwt_error(err, errlen, "key at index %zu: %s", index,
+                         kid == NULL ? "missing \"kid\""
+                         : "\"kid\" is not a string of 1 to 128 bytes");
+        return -1;
+    }
+
+    memcpy(key->kid, json_string_value(kid), len + 1);
+    key->kid_len = len;
+
+    kordon_jwt_printable(name, sizeof(name), key->kid, len);
+    snprintf(who, sizeof(who), "key \"%s\"", name);
+
+    a = kordon_jwt_key_alg(jwk, who, err, errlen);
+    if (a == NULL) {
+        return -1;
+    }
+
+    key->alg = a->alg;
+    key->alg_name = a->name;
+
+    switch (a->alg) {
+
+    case KORDON_JWT_RS256:
+        return kordon_jwt_key_rsa(key, jwk, who, err, errlen);
+
+    case KORDON_JWT_ES256:
+        return kordon_jwt_key_ec(key, jwk, who, err, errlen);
+
+    default: /* KORDON_JWT_HS256 */
+        return kordon_jwt_key_oct(key, jwk, who, err, errlen);
+    }
+}
+
+
+/*
+ * The alg a JWK pins: "alg" and "kty" present and matching, "use" absent
+ * or "sig", no private part.  Returns NULL with err set otherwise.
+ */
+
+static const kordon_jwt_alg_t *
+kordon_jwt_key_alg(const json_t *jwk, const char *who, char *err,
+    size_t errlen)
+{
+    char                     name[KORDON_JWT_KID_MAX + 1];
+    json_t                  *alg, *kty, *use, *v;
+    const kordon_jwt_alg_t  *a;
+
+    alg = json_object_get(jwk, "alg");
+    kty = json_object_get(jwk, "kty");
+    use = json_object_get(jwk, "use");
+
+    if (!json_is_string(alg) || !json_is_string(kty)) {
+        v = json_is_string(alg) ? kty : alg;
+        kordon_jwt_error(err, errlen, "%s: %s \"%s\"", who,
+                         v == NULL ? "missing" : "not a string:",
+                         v == alg ? "alg" : "kty");
+        return NULL;
+    }
+
+    a = kordon_jwt_alg_find(json_string_value(alg));
+
+    if (a == NULL) {
+        kordon_jwt_printable(name, sizeof(name), json_string_value(alg),
+                             json_string_length(alg));
+        kordon_jwt_error(err, errlen, "%s: unsupported alg \"%s\"", who,
+                         name);
+        return NULL;
+    }
+
+    if (strcmp(json_string_value(kty), a->kty) != 0) {
+        kordon_jwt_printable(name, sizeof(name), json_string_value(kty),
+                             json_string_length(kty));
+        kordon_jwt_error(err, errlen, "%s: alg \"%s\" needs kty \"%s\", "
+                         "not \"%s\"", who, a->name, a->kty, name);
+        return NULL;
+    }
+
+    if (use != NULL && (!json_is_string(use)
+                        || strcmp(json_string_value(use), "sig") != 0))
+    {
+        kordon_jwt_error(err, errlen, "%s: \"use\" is not \"sig\"", who);
+        return NULL;
+    }
+
+    if (a->alg != KORDON_JWT_HS256 && json_object_get(jwk, "d") != NULL) {
+        kordon_jwt_error(err, errlen, "%s: private key material \"d\" "
+                         "in a verification key set", who);
+        return NULL;
+    }
+
+    return a;
+}
+
+
+/*
+ * Decodes the base64url member "name" of a JWK into buf (cap bytes).
+ * Returns 0, or -1 with err set.
+ */
+
+static int
+kordon_jwt_key_member(const json_t *jwk, const char *name,
+    unsigned char *buf, size_t cap, size_t *n, const char *who, char *err,
+    size_t errlen)
+{
+    size_t   len;
+    json_t  *v;
+
+    v = json_object_get(jwk, name);
+
+    if (!json_is_string(v)) {
+        kordon_jwt_error(err, errlen, "%s: %s \"%s\"", who,
+                         v == NULL ? "missing" : "not a string:", name);
+        return -1;
+    }
+
+    len = json_string_length(v);
+
+    if (len == 0 || len > (cap + 2) / 3 * 4) {
+        kordon_jwt_error(err, errlen, "%s: \"%s\" is empty or longer than "
+                         "%zu bytes", who, name, cap);
+        return -1;
+    }
+
+    if (kordon_jwt_b64url_decode(buf, cap, json_string_value(v), len, n)
+        != 0)
+    {
+        kordon_jwt_error(err, errlen, "%s: \"%s\" is not valid base64url",
+                         who, name);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+kordon_jwt_key_rsa(kordon_jwt_key_t *key, const json_t *jwk,
+    const char *who, char *err, size_t errlen)
+{
+    int              bits;
+    size_t           nlen, elen;
+    BIGNUM          *n, *e;
+    unsigned char    ebuf[KORDON_JWT_RSA_E_MAX];
+    unsigned char    nbuf[KORDON_JWT_RSA_BITS_MAX / 8];
+    OSSL_PARAM_BLD  *bld;
+
+    if (kordon_jwt_key_member(jwk, "n", nbuf, sizeof(nbuf), &nlen, who,
+                              err, errlen) != 0
+        || kordon_jwt_key_member(jwk, "e", ebuf, sizeof(ebuf), &elen, who,
+                                 err, errlen) != 0)
+    {
+        return -1;
+    }
+
+    n = BN_bin2bn(nbuf, (int) nlen, NULL);
+    e = BN_bin2bn(ebuf, (int) elen, NULL);
+    bld = OSSL_PARAM_BLD_new();
+
+    if (n == NULL || e == NULL || bld == NULL) {
+        kordon_jwt_error(err, errlen, "%s: out of memory", who);
+        goto done;
+    }
+
+    bits = BN_num_bits(n);
+
+    if (bits < KORDON_JWT_RSA_BITS_MIN) {
+        kordon_jwt_error(err, errlen, "%s: RSA modulus has %d bits, at "
+                         "least %d required", who, bits,
+                         KORDON_JWT_RSA_BITS_MIN);
+        goto done;
+    }
+
+    if (OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1
+        || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) != 1)
+    {
+        kordon_jwt_error(err, errlen, "%s: out of memory", who);
+        goto done;
+    }
+
+    key->pkey = kordon_jwt_pkey_fromdata("RSA", bld);
+
+    if (key->pkey == NULL) {
+        kordon_jwt_error(err, errlen, "%s: not a valid RSA public key", who);
+        goto done;
+    }
+
+    /* RFC 7518, 3.3: the signature is exactly as long as the modulus */
+    key->sig_len = (size_t) EVP_PKEY_get_size(key->pkey);
+
+done:
+
+    BN_free(n);
+    BN_free(e);
+    OSSL_PARAM_BLD_free(bld);
+
+    return key->pkey == NULL ? -1 : 0;
+}
+
+
+static int
+kordon_jwt_key_ec(kordon_jwt_key_t *key, const json_t *jwk,
+    const char *who, char *err, size_t errlen)
+{
+    char             name[16];
+    size_t           xlen, ylen;
+    json_t          *crv;
+    unsigned char    point[1 + 2 * KORDON_JWT_EC_COORD];
+    OSSL_PARAM_BLD  *bld;
+
+    crv = json_object_get(jwk, "crv");
+
+    if (crv == NULL) {
+        kordon_jwt_error(err, errlen, "%s: missing \"crv\"", who);
+        return -1;
+    }
+
+    if (!json_is_string(crv)
+        || strcmp(json_string_value(crv), "P-256") != 0)
+    {
+        kordon_jwt_printable(name, sizeof(name), json_string_value(crv),
+                             json_string_length(crv));
+        kordon_jwt_error(err, errlen, "%s: curve \"%s\" is not \"P-256\"",
+                         who, name);
+        return -1;
+    }
+
+    if (kordon_jwt_key_member(jwk, "x", point + 1, KORDON_JWT_EC_COORD,
+                              &xlen, who, err, errlen) != 0
+        || kordon_jwt_key_member(jwk, "y", point + 1 + KORDON_JWT_EC_COORD,
+                                 KORDON_JWT_EC_COORD, &ylen, who, err,
+                                 errlen) != 0)
+    {
+        return -1;
+    }
+
+    /* RFC 7518, 6.2.1.2: the coordinates are full length, not trimmed */
+    if (xlen != KORDON_JWT_EC_COORD || ylen != KORDON_JWT_EC_COORD) {
+        kordon_jwt_error(err, errlen, "%s: \"x\" and \"y\" must be %d bytes "
+                         "each", who, KORDON_JWT_EC_COORD);
+        return -1;
+    }
+
+    point[0] = POINT_CONVERSION_UNCOMPRESSED;
+
+    bld = OSSL_PARAM_BLD_new();
+
+    if (bld == NULL
+        || OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+                                           "prime256v1", 0) != 1
+        || OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
+                                            point, sizeof(point)) != 1)
+    {
+        OSSL_PARAM_BLD_free(bld);
+        kordon_jwt_error(err, errlen, "%s: out of memory", who);
+        return -1;
+    }
+
+    key->pkey = kordon_jwt_pkey_fromdata("EC", bld);
+    OSSL_PARAM_BLD_free(bld);
+
+    if (key->pkey == NULL) {
+        kordon_jwt_error(err, errlen, "%s: point is not on curve \"P-256\"",
+                         who);
+        return -1;
+    }
+
+    key->sig_len = 2 * KORDON_JWT_EC_COORD;
+
+    return 0;
+}
+
+
+static int
+kordon_jwt_key_oct(kordon_jwt_key_t *key, const json_t *jwk,
+    const char *who, char *err, size_t errlen)
+{
+    size_t          len;
+    unsigned char   buf[KORDON_JWT_HMAC_MAX];
+
+    if (kordon_jwt_key_member(jwk, "k", buf, sizeof(buf), &len, who, err,
+                              errlen) != 0)
+    {
+        return -1;
+    }
+
+    if (len < KORDON_JWT_HMAC_MIN) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        kordon_jwt_error(err, errlen, "%s: HS256 key has %zu bytes, at "
+                         "least %d required", who, len, KORDON_JWT_HMAC_MIN);
+        return -1;
+    }
+
+    key->secret = malloc(len);
+    if (key->secret == NULL) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        kordon_jwt_error(err, errlen, "%s: out of memory", who);
+        return -1;
+    }
+
+    memcpy(key->secret, buf, len);
+    OPENSSL_cleanse(buf, sizeof(buf));
+
+    key->secret_len = len;
+    key->sig_len = 32;
+
+    return 0;
+}
+
+
+/*
+ * Imports the public key in bld as an EVP_PKEY of the given type and
+ * validates it (RSA: SP 800-56B public checks; EC: the point is on the
+ * curve, not at infinity, and of the right order).  Returns NULL when the
+ * key is unusable or memory ran out.
+ */
+
+static EVP_PKEY *
+kordon_jwt_pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld)
+{
+    EVP_PKEY      *pkey;
+    OSSL_PARAM    *params;
+    EVP_PKEY_CTX  *ctx, *check;
+
+    pkey = NULL;
+    check = NULL;
+
+    params = OSSL_PARAM_BLD_to_param(bld);
+    ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+
+    if (params == NULL || ctx == NULL
+        || EVP_PKEY_fromdata_init(ctx) != 1
+        || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+    {
+        goto done;
+    }
+
+    check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+
+    if (check == NULL || EVP_PKEY_public_check(check) != 1) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+
+done:
+
+    EVP_PKEY_CTX_free(check);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    ERR_clear_error();
+
+    return pkey;
+}
+
+
+static const kordon_jwt_alg_t *
+kordon_jwt_alg_find(const char *name)
+{
+    const kordon_jwt_alg_t  *a;
+
+    for (a = kordon_jwt_algs; a->name != NULL; a++) {
+        if (strcmp(a->name, name) == 0) {
+            return a;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Finds a key by kid: a plain byte comparison over at most 64 keys, so a
+ * kid like "../../etc/passwd" or "' OR 1=1 --" is just an unknown key.
+ */
+
+static const kordon_jwt_key_t *
+kordon_jwt_keys_find(const kordon_jwt_keys_t *keys, const char *kid,
+    size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > KORDON_JWT_KID_MAX) {
+        return NULL;
+    }
+
+    for (i = 0; i < keys->nkeys; i++) {
+        if (keys->key[i].kid_len == len
+            && memcmp(keys->key[i].kid, kid, len) == 0)
+        {
+            return &keys->key[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+void
+kordon_jwt_conf_init(kordon_jwt_conf_t *conf)
+{
+    memset(conf, 0, sizeof(kordon_jwt_conf_t));
+
+    conf->max_size = KORDON_JWT_SIZE_DEFAULT;
+    conf->max_depth = KORDON_JWT_DEPTH_DEFAULT;
+}
+
+
+/*
+ * Copies conf into cf with the defaults and the caps applied.  An
+ * audience is required: a token meant for another service must not pass.
+ */
+
+static int
+kordon_jwt_conf_resolve(const kordon_jwt_conf_t *conf, kordon_jwt_conf_t *cf)
+{
+    if (conf == NULL || conf->aud == NULL || conf->aud[0] == '\0') {
+        return KORDON_JWT_ECONF;
+    }
+
+    *cf = *conf;
+
+    if (cf->max_size == 0) {
+        cf->max_size = KORDON_JWT_SIZE_DEFAULT;
+    }
+
+    if (cf->max_size > KORDON_JWT_SIZE_MAX) {
+        cf->max_size = KORDON_JWT_SIZE_MAX;
+    }
+
+    if (cf->max_depth == 0) {
+        cf->max_depth = KORDON_JWT_DEPTH_DEFAULT;
+    }
+
+    if (cf->max_depth > KORDON_JWT_DEPTH_MAX) {
+        cf->max_depth = KORDON_JWT_DEPTH_MAX;
+    }
+
+    if (cf->leeway_s < 0) {
+        cf->leeway_s = 0;
+    }
+
+    if (cf->leeway_s > KORDON_JWT_LEEWAY_MAX_S) {
+        cf->leeway_s = KORDON_JWT_LEEWAY_MAX_S;
+    }
+
+    return KORDON_JWT_OK;
+}
+
+
+/*
+ * Verifies token against keys and conf at time now (seconds since the
+ * epoch).  Returns KORDON_JWT_OK with the claims in out, or a negative
+ * code with out->payload_len set to 0.  Nothing else is touched.
+ */
+
+int
+kordon_jwt_verify(const kordon_jwt_keys_t *keys,
+    const kordon_jwt_conf_t *conf, const char *token, size_t len,
+    int64_t now, kordon_jwt_claims_t *out)
+{
+    int                      rc;
+    json_t                  *header, *payload;
+    kordon_jwt_tok_t         tok;
+    kordon_jwt_conf_t        cf;
+    const kordon_jwt_key_t  *key;
+
+    assert(out != NULL);
+
+    memset(out, 0, offsetof(kordon_jwt_claims_t, payload));
+
+    header = NULL;
+    payload = NULL;
+    key = NULL;
+    tok.payload_len = 0;
+
+    rc = kordon_jwt_conf_resolve(conf, &cf);
+
+    if (rc == KORDON_JWT_OK && (keys == NULL || token == NULL)) {
+        rc = KORDON_JWT_ECONF;
+    }
+
+    if (rc == KORDON_JWT_OK) {
+        rc = kordon_jwt_split(token, len, &cf, &tok, out);
+    }
+
+    if (rc == KORDON_JWT_OK) {
+        rc = kordon_jwt_header(keys, &tok, &header, &key, out);
+    }
+
+    if (rc == KORDON_JWT_OK) {
+        rc = kordon_jwt_signature(keys, key, token, &tok);
+    }
+
+    if (rc == KORDON_JWT_OK) {
+        payload = json_loadb(out->payload, tok.payload_len,
+                             JSON_REJECT_DUPLICATES, NULL);
+
+        if (!json_is_object(payload)) {
+            rc = KORDON_JWT_EMALFORMED;
+        }
+    }
+
+    if (rc == KORDON_JWT_OK) {
+        rc = kordon_jwt_claims(&cf, header, payload, now, out);
+    }
+
+    json_decref(header);
+    json_decref(payload);
+
+    out->payload_len = (rc == KORDON_JWT_OK) ? tok.payload_len : 0;
+
+    return rc;
+}
+
+
+/*
+ * Checks the form of the token, decodes the header and the signature into
+ * tok and the payload into out->payload.  No JSON is parsed here, but the
+ * nesting depth of both JSON texts is bounded.
+ */
+
+static int
+kordon_jwt_split(const char *token, size_t len, const kordon_jwt_conf_t *cf,
+    kordon_jwt_tok_t *tok, kordon_jwt_claims_t *out)
+{
+    int          rc;
+    const char  *dot1, *dot2, *end;
+
+    if (len > cf->max_size) {
+        return KORDON_JWT_ETOOLARGE;
+    }
+
+    end = token + len;
+
+    dot1 = memchr(token, '.', len);
+    if (dot1 == NULL) {
+        return KORDON_JWT_EMALFORMED;
+    }
+
+    dot2 = memchr(dot1 + 1, '.', (size_t) (end - dot1 - 1));
+    if (dot2 == NULL) {
+        return KORDON_JWT_EMALFORMED;
+    }
+
+    if (memchr(dot2 + 1, '.', (size_t) (end - dot2 - 1)) != NULL
+        || dot1 == token || dot2 == dot1 + 1)
+    {
+        return KORDON_JWT_EMALFORMED;
+    }
+
+    tok->signed_len = (size_t) (dot2 - token);
+
+    rc = kordon_jwt_segment(tok->header, sizeof(tok->header), token,
+                            (size_t) (dot1 - token), &tok->header_len);
+    if (rc != KORDON_JWT_OK) {
+        return rc;
+    }
+
+    rc = kordon_jwt_segment((unsigned char *) out->payload,
+                            sizeof(out->payload), dot1 + 1,
+                            (size_t) (dot2 - dot1 - 1), &tok->payload_len);
+    if (rc != KORDON_JWT_OK) {
+        return rc;
+    }
+
+    /* an empty signature is left to the alg's length check */
+    rc = kordon_jwt_segment(tok->sig, sizeof(tok->sig), dot2 + 1,
+                            (size_t) (end - dot2 - 1), &tok->sig_len);
+    if (rc != KORDON_JWT_OK) {
+        return rc;
+    }
+
+    if (!kordon_jwt_depth_ok(tok->header, tok->header_len, cf->max_depth)
+        || !kordon_jwt_depth_ok((unsigned char *) out->payload,
+                                tok->payload_len, cf->max_depth))
+    {
+        return KORDON_JWT_EDEPTH;
+    }
+
+    return KORDON_JWT_OK;
+}
+
+
+static int
+kordon_jwt_segment(unsigned char *dst, size_t cap, const char *src,
+    size_t len, size_t *n)
+{
+    if (len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0) > cap) {
+        return KORDON_JWT_ETOOLARGE;
+    }
+
+    if (kordon_jwt_b64url_decode(dst, cap, src, len, n) != 0) {
+        return KORDON_JWT_EMALFORMED;
+    }
+
+    return KORDON_JWT_OK;
+}
+
+
+/*
+ * Parses the header and picks the key: "alg" not "none", "kid" known,
+ * "alg" equal to the key's pinned alg, no "crit".  On return *header
+ * holds the parsed header (or NULL) for the caller to free.
+ */
+
+static int
+kordon_jwt_header(const kordon_jwt_keys_t *keys, kordon_jwt_tok_t *tok,
+    json_t **header, const kordon_jwt_key_t **key, kordon_jwt_claims_t *out)
+{
+    json_t      *h, *alg, *kid;
+    const char  *name;
+
+    h = json_loadb((const char *) tok->header, tok->header_len,
+                   JSON_REJECT_DUPLICATES, NULL);
+    *header = h;
+
+    if (!json_is_object(h)) {
+        return KORDON_JWT_EMALFORMED;
+    }
+
+    alg = json_object_get(h, "alg");
+    if (!json_is_string(alg)) {
+        return KORDON_JWT_EMALFORMED;
+    }
+
+    name = json_string_value(alg);
+
+    if (strcasecmp(name, "none") == 0) {
+        return KORDON_JWT_ENONE;
+    }
+
+    kid = json_object_get(h, "kid");
+    if (kid == NULL) {
+        return KORDON_JWT_ENOKID;
+    }
+
+    if (!json_is_string(kid)) {
+        return KORDON_JWT_EMALFORMED;
+    }
+
+    *key = kordon_jwt_keys_find(keys, json_string_value(kid),
+                                json_string_length(kid));
+    if (*key == NULL) {
+        return KORDON_JWT_EUNKNOWNKEY;
+    }
+
+    if (strcmp(name, (*key)->alg_name) != 0) {
+        return KORDON_JWT_EALG;
+    }
+
+    memcpy(out->kid, (*key)->kid, (*key)->kid_len + 1);
+    memcpy(out->alg, (*key)->alg_name, strlen((*key)->alg_name) + 1);
+
+    return kordon_jwt_crit(json_object_get(h, "crit"));
+}
+
+
+/*
+ * RFC 7515, 4.1.11: "crit" lists extensions the verifier must understand
+ * or refuse the token; it must not be empty.
+ */
+
+static int
+kordon_jwt_crit(const json_t *crit)
+{
+    size_t        i, j;
+    const char  **known;
+
+    if (crit == NULL) {
+        return KORDON_JWT_OK;
+    }
+
+    if (!json_is_array(crit) || json_array_size(crit) == 0) {
+        return KORDON_JWT_EMALFORMED;
+    }
+
+    for (i = 0; i < json_array_size(crit); i++) {
+
+        if (!json_is_string(json_array_get(crit, i))) {
+            return KORDON_JWT_EMALFORMED;
+        }
+
+        known = kordon_jwt_crit_known;
+
+        for (j = 0; known[j] != NULL; j++) {
+            if (strcmp(known[j],
+                       json_string_value(json_array_get(crit, i))) == 0)
+            {
+                break;
+            }
+        }
+
+        if (known[j] == NULL) {
+            return KORDON_JWT_ECRIT;
+        }
+    }
+
+    return KORDON_JWT_OK;
+}
+
+
+static int
+kordon_jwt_signature(const kordon_jwt_keys_t *keys,
+    const kordon_jwt_key_t *key, const char *token, kordon_jwt_tok_t *tok)
+{
+    const unsigned char  *msg;
+
+    msg = (const unsigned char *) token;
+
+    switch (key->alg) {
+
+    case KORDON_JWT_RS256:
+        if (tok->sig_len != key->sig_len) {
+            return KORDON_JWT_ESIG;
+        }
+
+        return kordon_jwt_digest_verify(key->pkey, keys->sha256, 1, msg,
+                                        tok->signed_len, tok->sig,
+                                        tok->sig_len);
+
+    case KORDON_JWT_ES256:
+        return kordon_jwt_es256(key, keys->sha256, msg, tok->signed_len,
+                                tok->sig, tok->sig_len);
+
+    case KORDON_JWT_HS256:
+        return kordon_jwt_hs256(key, keys->sha256, msg, tok->signed_len,
+                                tok->sig, tok->sig_len);
+    }
+
+    return KORDON_JWT_EINTERNAL;
+}
+
+
+/*
+ * ES256 (RFC 7518, 3.4): the signature is r || s, 32 bytes each.  A zero
+ * or out-of-range scalar is refused before OpenSSL sees it (the Java bug
+ * CVE-2022-21449 accepted r = s = 0); the rest becomes a DER ECDSA_SIG.
+ */
+
+static int
+kordon_jwt_es256(const kordon_jwt_key_t *key, const EVP_MD *md,
+    const unsigned char *msg, size_t msg_len, const unsigned char *sig,
+    size_t sig_len)
+{
+    int             der_len;
+    BIGNUM         *r, *s;
+    ECDSA_SIG      *es;
+    unsigned char  *p, der[KORDON_JWT_ES256_DER_MAX];
+
+    if (sig_len != 2 * KORDON_JWT_EC_COORD
+        || !kordon_jwt_es256_scalar_ok(sig)
+        || !kordon_jwt_es256_scalar_ok(sig + KORDON_JWT_EC_COORD))
+    {
+        return KORDON_JWT_ESIG;
+    }
+
+    es = ECDSA_SIG_new();
+    r = BN_bin2bn(sig, KORDON_JWT_EC_COORD, NULL);
+    s = BN_bin2bn(sig + KORDON_JWT_EC_COORD, KORDON_JWT_EC_COORD, NULL);
+
+    if (es == NULL || r == NULL || s == NULL) {
+        BN_free(r);
+        BN_free(s);
+        ECDSA_SIG_free(es);
+        return KORDON_JWT_ENOMEM;
+    }
+
+    /* cannot fail with r and s set; es owns them from here */
+    (void) ECDSA_SIG_set0(es, r, s);
+
+    der_len = i2d_ECDSA_SIG(es, NULL);
+
+    if (der_len <= 0 || der_len > (int) sizeof(der)) {
+        ECDSA_SIG_free(es);
+        ERR_clear_error();
+        return KORDON_JWT_EINTERNAL;
+    }
+
+    p = der;
+    der_len = i2d_ECDSA_SIG(es, &p);
+    ECDSA_SIG_free(es);
+
+    if (der_len <= 0) {
+        ERR_clear_error();
+        return KORDON_JWT_EINTERNAL;
+    }
+
+    return kordon_jwt_digest_verify(key->pkey, md, 0, msg, msg_len, der,
+                                    (size_t) der_len);
+}
+
+
+/* 0 < v < n, both big-endian 32-byte integers */
+
+static int
+kordon_jwt_es256_scalar_ok(const unsigned char *v)
+{
+    size_t  i;
+
+    for (i = 0; i < KORDON_JWT_EC_COORD; i++) {
+        if (v[i] != 0) {
+            break;
+        }
+    }
+
+    if (i == KORDON_JWT_EC_COORD) {
+        return 0;
+    }
+
+    return memcmp(v, kordon_jwt_p256_order, KORDON_JWT_EC_COORD) < 0;
+}
+
+
+static int
+kordon_jwt_hs256(const kordon_jwt_key_t *key, const EVP_MD *md,
+    const unsigned char *msg, size_t msg_len, const unsigned char *sig,
+    size_t sig_len)
+{
+    int            rc;
+    unsigned int   mac_len;
+    unsigned char  mac[EVP_MAX_MD_SIZE];
+
+    if (sig_len != key->sig_len) {
+        return KORDON_JWT_ESIG;
+    }
+
+    if (HMAC(md, key->secret, (int) key->secret_len, msg, msg_len, mac,
+             &mac_len) == NULL)
+    {
+        ERR_clear_error();
+        return KORDON_JWT_EINTERNAL;
+    }
+
+    rc = (mac_len == sig_len && CRYPTO_memcmp(mac, sig, sig_len) == 0)
+         ? KORDON_JWT_OK : KORDON_JWT_ESIG;
+
+    OPENSSL_cleanse(mac, sizeof(mac));
+
+    return rc;
+}
+
+
+/*
+ * One EVP_DigestVerify with SHA-256; rsa selects PKCS #1 v1.5 padding
+ * explicitly.  Returns KORDON_JWT_OK, KORDON_JWT_ESIG, or ENOMEM or
+ * EINTERNAL when OpenSSL could not run the check at all.
+ */
+
+static int
+kordon_jwt_digest_verify(EVP_PKEY *pkey, const EVP_MD *md, int rsa,
+    const unsigned char *msg, size_t msg_len, const unsigned char *sig,
+    size_t sig_len)
+{
+    int            rc;
+    EVP_MD_CTX    *ctx;
+    EVP_PKEY_CTX  *pctx;
+
+    ctx = EVP_MD_CTX_new();
+    if (ctx == NULL) {
+        return KORDON_JWT_ENOMEM;
+    }
+
+    rc = KORDON_JWT_EINTERNAL;
+
+    if (EVP_DigestVerifyInit(ctx, &pctx, md, NULL, pkey) != 1) {
+        goto done;
+    }
+
+    if (rsa && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
+        goto done;
+    }
+
+    rc = (EVP_DigestVerify(ctx, sig, sig_len, msg, msg_len) == 1)
+         ? KORDON_JWT_OK : KORDON_JWT_ESIG;
+
+done:
+
+    EVP_MD_CTX_free(ctx);
+
+    if (rc != KORDON_JWT_OK) {
+        ERR_clear_error();
+    }
+
+    return rc;
+}
+
+
+/*
+ * The claims of a token whose signature holds: times, then iss, aud and
+ * typ, then the identity claims copied into out.
+ */
+
+static int
+kordon_jwt_claims(const kordon_jwt_conf_t *cf, const json_t *header,
+    const json_t *payload, int64_t now, kordon_jwt_claims_t *out)
+{
+    int      rc;
+    json_t  *v;
+
+    rc = kordon_jwt_times(cf, payload, now, out);
+    if (rc != KORDON_JWT_OK) {
+        return rc;
+    }
+
+    if (cf->iss != NULL) {
+        v = json_object_get(payload, "iss");
+
+        if (!json_is_string(v) || strcmp(json_string_value(v), cf->iss) != 0)
+        {
+            return KORDON_JWT_EISS;
+        }
+    }
+
+    if (!kordon_jwt_audience(json_object_get(payload, "aud"), cf->aud)) {
+        return KORDON_JWT_EAUD;
+    }
+
+    if (cf->typ != NULL) {
+        v = json_object_get(header, "typ");
+
+        if (!json_is_string(v)
+            || !kordon_jwt_typ_match(cf->typ, json_string_value(v)))
+        {
+            return KORDON_JWT_ETYP;
+        }
+    }
+
+    return kordon_jwt_identity(payload, out);
+}
+
+
+/*
+ * exp and iat are required, nbf is optional; all must be numbers.  A
+ * token is expired when now >= exp + leeway, not yet valid when now <
+ * nbf - leeway, and issued in the future when now < iat - leeway.  Only
+ * our side of each comparison does arithmetic, so no claim overflows.
+ */
+
+static int
+kordon_jwt_times(const kordon_jwt_conf_t *cf, const json_t *payload,
+    int64_t now, kordon_jwt_claims_t *out)
+{
+    int  rc;
+
+    rc = kordon_jwt_numeric_date(payload, "exp", 0, &out->exp);
+    if (rc != 0) {
+        return rc > 0 ? KORDON_JWT_ENOEXP : KORDON_JWT_EBADEXP;
+    }
+
+    rc = kordon_jwt_numeric_date(payload, "iat", 1, &out->iat);
+    if (rc != 0) {
+        return rc > 0 ? KORDON_JWT_ENOIAT : KORDON_JWT_EBADIAT;
+    }
+
+    rc = kordon_jwt_numeric_date(payload, "nbf", 1, &out->nbf);
+    if (rc < 0) {
+        return KORDON_JWT_EBADNBF;
+    }
+
+    out->has_nbf = (rc == 0);
+
+    if (now - cf->leeway_s >= out->exp) {
+        return KORDON_JWT_EEXPIRED;
+    }
+
+    if (out->has_nbf && out->nbf > now + cf->leeway_s) {
+        return KORDON_JWT_ENOTYET;
+    }
+
+    if (out->iat > now + cf->leeway_s) {
+        return KORDON_JWT_EFUTURE;
+    }
+
+    return KORDON_JWT_OK;
+}
+
+
+/*
+ * Reads the NumericDate "name" into *t: an integer, or a finite real
+ * rounded to the stricter side (down for exp, up for nbf and iat).
+ * Returns 0, 1 when the claim is absent, -1 when it is not a number
+ * (strings, booleans and null included) or out of range.
+ */
+
+static int
+kordon_jwt_numeric_date(const json_t *payload, const char *name, int up,
+    int64_t *t)
+{
+    double   d;
+    json_t  *v;
+    int64_t  i;
+
+    v = json_object_get(payload, name);
+
+    if (v == NULL) {
+        return 1;
+    }
+
+    if (json_is_integer(v)) {
+        *t = (int64_t) json_integer_value(v);
+        return 0;
+    }
+
+    if (!json_is_real(v)) {
+        return -1;
+    }
+
+    d = json_real_value(v);
+
+    if (!isfinite(d) || d > KORDON_JWT_DATE_MAX || d < -KORDON_JWT_DATE_MAX)
+    {
+        return -1;
+    }
+
+    i = (int64_t) d;
+
+    if (up && (double) i < d) {
+        i++;
+
+    } else if (!up && (double) i > d) {
+        i--;
+    }
+
+    *t = i;
+
+    return 0;
+}
+
+
+/* "aud" is a string or an array of strings (RFC 7519, 4.1.3) */
+
+static int
+kordon_jwt_audience(const json_t *aud, const char *want)
+{
+    size_t   i;
+    json_t  *v;
+
+    if (json_is_string(aud)) {
+        return strcmp(json_string_value(aud), want) == 0;
+    }
+
+    if (!json_is_array(aud)) {
+        return 0;
+    }
+
+    for (i = 0; i < json_array_size(aud); i++) {
+        v = json_array_get(aud, i);
+
+        if (!json_is_string(v)) {
+            return 0;
+        }
+
+        if (strcmp(json_string_value(v), want) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * RFC 7515, 4.1.9: "typ" compares case-insensitively, and a media type
+ * may drop its "application/" prefix when it has no other "/".
+ */
+
+static int
+kordon_jwt_typ_match(const char *want, const char *got)
+{
+    static const char  prefix[] = "application/";
+
+    if (strncasecmp(want, prefix, sizeof(prefix) - 1) == 0
+        && strchr(want + sizeof(prefix) - 1, '/') == NULL)
+    {
+        want += sizeof(prefix) - 1;
+    }
+
+    if (strncasecmp(got, prefix, sizeof(prefix) - 1) == 0
+        && strchr(got + sizeof(prefix) - 1, '/') == NULL)
+    {
+        got += sizeof(prefix) - 1;
+    }
+
+    return strcasecmp(want, got) == 0;
+}
+
+
+static int
+kordon_jwt_identity(const json_t *payload, kordon_jwt_claims_t *out)
+{
+    json_t  *v;
+
+    v = json_object_get(payload, "sub");
+    if (v == NULL) {
+        return KORDON_JWT_ENOSUB;
+    }
+
+    if (kordon_jwt_copy_str(v, out->sub, sizeof(out->sub), 0) != 0) {
+        return KORDON_JWT_EBADSUB;
+    }
+
+    v = json_object_get(payload, "sid");
+    out->has_sid = (v != NULL);
+
+    if (v != NULL && kordon_jwt_copy_str(v, out->sid, sizeof(out->sid), 0))
+    {
+        return KORDON_JWT_EBADSID;
+    }
+
+    v = json_object_get(payload, "jti");
+    out->has_jti = (v != NULL);
+
+    if (v != NULL && kordon_jwt_copy_str(v, out->jti, sizeof(out->jti), 0))
+    {
+        return KORDON_JWT_EBADJTI;
+    }
+
+    v = json_object_get(payload, "scope");
+    out->has_scope = (v != NULL);
+
+    if (v != NULL
+        && kordon_jwt_copy_str(v, out->scope, sizeof(out->scope),
+                               KORDON_JWT_STR_EMPTY_OK) != 0)
+    {
+        return KORDON_JWT_EBADSCOPE;
+    }
+
+    if (kordon_jwt_copy_list(json_object_get(payload, "roles"),
+                             out->roles[0], sizeof(out->roles[0]),
+                             KORDON_JWT_ROLES_MAX, &out->nroles,
+                             KORDON_JWT_STR_NO_COMMA) != 0)
+    {
+        return KORDON_JWT_EBADROLES;
+    }
+
+    if (kordon_jwt_copy_list(json_object_get(payload, "amr"),
+                             out->amr[0], sizeof(out->amr[0]),
+                             KORDON_JWT_AMR_MAX, &out->namr, 0) != 0)
+    {
+        return KORDON_JWT_EBADAMR;
+    }
+
+    return KORDON_JWT_OK;
+}
+
+
+/*
+ * Copies the JSON string v into dst (cap bytes with the NUL).  Returns 0,
+ * or -1 when v is not a string, is empty (unless allowed), does not fit,
+ * or holds a control character or (with KORDON_JWT_STR_NO_COMMA) a ",":
+ * these values end up in request headers and comma-joined lists.
+ */
+
+static int
+kordon_jwt_copy_str(const json_t *v, char *dst, size_t cap, unsigned flags)
+{
+    size_t       i, len;
+    const char  *s;
+
+    if (!json_is_string(v)) {
+        return -1;
+    }
+
+    s = json_string_value(v);
+    len = json_string_length(v);
+
+    if (len >= cap || (len == 0 && !(flags & KORDON_JWT_STR_EMPTY_OK))) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f
+            || (s[i] == ',' && (flags & KORDON_JWT_STR_NO_COMMA)))
+        {
+            return -1;
+        }
+    }
+
+    memcpy(dst, s, len + 1);
+
+    return 0;
+}
+
+
+/*
+ * Copies an array of at most max strings into the rows of dst, each
+ * width bytes.  An absent claim (v == NULL) is an empty list.
+ */
+
+static int
+kordon_jwt_copy_list(const json_t *v, char *dst, size_t width, size_t max,
+    size_t *n, unsigned flags)
+{
+    size_t  i;
+
+    *n = 0;
+
+    if (v == NULL) {
+        return 0;
+    }
+
+    if (!json_is_array(v) || json_array_size(v) > max) {
+        return -1;
+    }
+
+    for (i = 0; i < json_array_size(v); i++) {
+        if (kordon_jwt_copy_str(json_array_get(v, i), dst + i * width, width,
+                                flags) != 0)
+        {
+            return -1;
+        }
+    }
+
+    *n = i;
+
+    return 0;
+}
+
+
+/*
+ * Writes the claim "name" of a verified token into buf as a string:
+ * strings raw, anything else as compact JSON.  Returns its length, or
+ * KORDON_JWT_ENOENT (no such claim, or no verified token), ENOSPC (buf
+ * too small) or ENOMEM; buf then holds "".  The payload is parsed again
+ * on each call: it is small, bounded in depth, and this runs only for
+ * variables that a configuration actually uses.
+ */
+
+int
+kordon_jwt_claim_get(const kordon_jwt_claims_t *c, const char *name,
+    char *buf, size_t len)
+{
+    int      rc;
+    size_t   n;
+    json_t  *payload, *v;
+
+    if (len == 0) {
+        return KORDON_JWT_ENOSPC;
+    }
+
+    buf[0] = '\0';
+
+    if (c->payload_len == 0 || c->payload_len > sizeof(c->payload)) {
+        return KORDON_JWT_ENOENT;
+    }
+
+    payload = json_loadb(c->payload, c->payload_len, JSON_REJECT_DUPLICATES,
+                         NULL);
+    if (payload == NULL) {
+        return KORDON_JWT_ENOMEM;
+    }
+
+    v = json_object_get(payload, name);
+
+    if (v == NULL) {
+        rc = KORDON_JWT_ENOENT;
+
+    } else if (json_is_string(v)) {
+        n = json_string_length(v);
+        rc = (n < len) ? (int) n : KORDON_JWT_ENOSPC;
+
+        if (n < len) {
+            memcpy(buf, json_string_value(v), n + 1);
+        }
+
+    } else {
+        n = json_dumpb(v, buf, len - 1, JSON_COMPACT | JSON_ENCODE_ANY);
+        rc = (n == 0) ? KORDON_JWT_ENOMEM
+             : (n < len) ? (int) n : KORDON_JWT_ENOSPC;
+
+        buf[(n > 0 && n < len) ? n : 0] = '\0';
+    }
+
+    json_decref(payload);
+
+    return rc;
+}
+
+
+/*
+ * The key of the module's cache of verified tokens: SHA-256 of the whole
+ * token.  Returns KORDON_JWT_OK, or KORDON_JWT_EINTERNAL when OpenSSL
+ * failed; out is then zeroed and must not be used as a cache key.
+ */
+
+int
+kordon_jwt_token_hash(const char *token, size_t len, unsigned char out[32])
+{
+    unsigned int  n;
+
+    if (EVP_Digest(token, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
+    {
+        memset(out, 0, 32);
+        ERR_clear_error();
+        return KORDON_JWT_EINTERNAL;
+    }
+
+    return KORDON_JWT_OK;
+}

@@ -1,0 +1,150 @@
+
+/*
+ * Kordon edge: the JWT verification core, free of nginx.
+ *
+ * Loads a JWKS document once (kordon_jwt_keys_load) and verifies compact
+ * JWS tokens against it (kordon_jwt_verify).  The nginx module calls it
+ * from its access phase; the unit tests and the fuzzer call it directly.
+ * See kordon_jwt_core.c for the design and the order of the checks.
+ */
+
+
+#ifndef _KORDON_JWT_CORE_H_INCLUDED_
+#define _KORDON_JWT_CORE_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+/* limits: every input the core takes has a fixed upper bound */
+
+#define KORDON_JWT_SIZE_DEFAULT      8192   /* token bytes */
+#define KORDON_JWT_SIZE_MAX          16384  /* token bytes, hard cap */
+#define KORDON_JWT_DEPTH_DEFAULT     8      /* JSON nesting */
+#define KORDON_JWT_DEPTH_MAX         32
+#define KORDON_JWT_LEEWAY_MAX_S      3600
+#define KORDON_JWT_HEADER_MAX        2048   /* decoded header bytes */
+#define KORDON_JWT_PAYLOAD_MAX       (KORDON_JWT_SIZE_MAX / 4 * 3)
+#define KORDON_JWT_KEYS_MAX          64     /* keys in one JWKS */
+#define KORDON_JWT_KID_MAX           128    /* bytes, without the NUL */
+#define KORDON_JWT_ALG_MAX           8
+#define KORDON_JWT_SUB_MAX           256
+#define KORDON_JWT_ID_MAX            128    /* "sid", "jti" */
+#define KORDON_JWT_SCOPE_MAX         1024
+#define KORDON_JWT_ROLES_MAX         16     /* entries of "roles" */
+#define KORDON_JWT_ROLE_MAX          64     /* bytes of one role */
+#define KORDON_JWT_AMR_MAX           8      /* entries of "amr" */
+#define KORDON_JWT_AMR_LEN_MAX       32     /* bytes of one "amr" entry */
+#define KORDON_JWT_ERR_MAX           256    /* enough for any load error */
+
+
+/* results: 0 or one of these negative codes, see kordon_jwt_strerror() */
+
+#define KORDON_JWT_OK                0
+#define KORDON_JWT_ECONF            -1
+#define KORDON_JWT_ENOMEM           -2
+#define KORDON_JWT_EINTERNAL        -3
+#define KORDON_JWT_ETOOLARGE        -4
+#define KORDON_JWT_EMALFORMED       -5
+#define KORDON_JWT_EDEPTH           -6
+#define KORDON_JWT_ENONE            -7
+#define KORDON_JWT_ENOKID           -8
+#define KORDON_JWT_EUNKNOWNKEY      -9
+#define KORDON_JWT_EALG             -10
+#define KORDON_JWT_ECRIT            -11
+#define KORDON_JWT_ESIG             -12
+#define KORDON_JWT_ENOEXP           -13
+#define KORDON_JWT_EBADEXP          -14
+#define KORDON_JWT_ENOIAT           -15
+#define KORDON_JWT_EBADIAT          -16
+#define KORDON_JWT_EBADNBF          -17
+#define KORDON_JWT_EEXPIRED         -18
+#define KORDON_JWT_ENOTYET          -19
+#define KORDON_JWT_EFUTURE          -20
+#define KORDON_JWT_EISS             -21
+#define KORDON_JWT_EAUD             -22
+#define KORDON_JWT_ETYP             -23
+#define KORDON_JWT_ENOSUB           -24
+#define KORDON_JWT_EBADSUB          -25
+#define KORDON_JWT_EBADSID          -26
+#define KORDON_JWT_EBADJTI          -27
+#define KORDON_JWT_EBADROLES        -28
+#define KORDON_JWT_EBADSCOPE        -29
+#define KORDON_JWT_EBADAMR          -30
+#define KORDON_JWT_ENOENT           -31
+#define KORDON_JWT_ENOSPC           -32
+#define KORDON_JWT_ELAST            -32
+
+
+typedef struct kordon_jwt_keys_s  kordon_jwt_keys_t;
+
+
+/*
+ * What a token must satisfy besides its signature.  Zero values are
+ * replaced by the defaults; kordon_jwt_conf_init() fills them in.  The
+ * strings are borrowed, not copied: they must outlive every verify.
+ */
+
+typedef struct {
+    size_t        max_size;     /* token bytes, 0: 8192, capped at 16384 */
+    int64_t       leeway_s;     /* clock skew for exp, nbf, iat, 0..3600 */
+    unsigned      max_depth;    /* JSON nesting, 0: 8, capped at 32 */
+    const char   *iss;          /* NULL: any issuer */
+    const char   *aud;          /* required: a token names it in "aud" */
+    const char   *typ;          /* NULL: header "typ" not checked */
+} kordon_jwt_conf_t;
+
+
+/*
+ * The claims of a verified token, copied out: the caller holds no
+ * library objects and frees nothing.  Strings are NUL-terminated and
+ * free of control characters; roles hold no ",".  On any failure
+ * payload_len is 0 and the rest must not be used.
+ */
+
+typedef struct {
+    int64_t       exp;
+    int64_t       iat;
+    int64_t       nbf;                  /* 0 when has_nbf is 0 */
+    size_t        nroles;
+    size_t        namr;
+    size_t        payload_len;
+
+    unsigned      has_nbf:1;
+    unsigned      has_sid:1;
+    unsigned      has_jti:1;
+    unsigned      has_scope:1;
+
+    char          kid[KORDON_JWT_KID_MAX + 1];
+    char          alg[KORDON_JWT_ALG_MAX];
+    char          sub[KORDON_JWT_SUB_MAX + 1];
+    char          sid[KORDON_JWT_ID_MAX + 1];
+    char          jti[KORDON_JWT_ID_MAX + 1];
+    char          scope[KORDON_JWT_SCOPE_MAX + 1];
+    char          roles[KORDON_JWT_ROLES_MAX][KORDON_JWT_ROLE_MAX + 1];
+    char          amr[KORDON_JWT_AMR_MAX][KORDON_JWT_AMR_LEN_MAX + 1];
+
+    /* the decoded payload, for kordon_jwt_claim_get(); keep it last */
+    char          payload[KORDON_JWT_PAYLOAD_MAX];
+} kordon_jwt_claims_t;
+
+
+kordon_jwt_keys_t *kordon_jwt_keys_load(const char *json, size_t len,
+    char *err, size_t errlen);
+void kordon_jwt_keys_free(kordon_jwt_keys_t *keys);
+size_t kordon_jwt_keys_count(const kordon_jwt_keys_t *keys);
+
+void kordon_jwt_conf_init(kordon_jwt_conf_t *conf);
+int kordon_jwt_verify(const kordon_jwt_keys_t *keys,
+    const kordon_jwt_conf_t *conf, const char *token, size_t len,
+    int64_t now, kordon_jwt_claims_t *out);
+const char *kordon_jwt_strerror(int code);
+
+int kordon_jwt_claim_get(const kordon_jwt_claims_t *c, const char *name,
+    char *buf, size_t len);
+int kordon_jwt_token_hash(const char *token, size_t len,
+    unsigned char out[32]);
+
+
+#endif /* _KORDON_JWT_CORE_H_INCLUDED_ */
