@@ -4,7 +4,10 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
+use IO::Socket::INET;
 use Kordon::E2E;
+
+$ENV{KORDON_TOP_DIR} = top_dir();
 
 my %pids = map { $_ => pid_of($_) }
     qw(pids/users.pid pids/ledger.pid pids/kitd.pid kafka/broker.pid
@@ -30,5 +33,19 @@ is psql_reader("select count(*) from kitd.outbox"), $rows,
     'PostgreSQL kept the rows';
 is qx{redis-cli -h $rhost -p $rport get kordon:test:restart}, "kept\n",
     'Redis kept its data';
+
+# A component that cannot start is named, with the tail of its log, and
+# the start fails.  Here something else holds the users port.
+is stack(stop => 'users'), 0, 'users stopped';
+my ($uport) = $ENV{KORDON_USERS_URL} =~ /:(\d+)$/;
+my $squatter = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$uport",
+    Listen => 1, ReuseAddr => 1) or die "cannot listen on $uport: $!";
+my $out = qx{$ENV{KORDON_TOP_DIR}/scripts/stack start users 2>&1};
+isnt $?, 0, 'start fails when a component fails';
+like $out, qr/users failed to start; last lines of \S+users\.log/,
+    'naming the component and its log';
+like $out, qr/could not (bind|listen)|in use/i, 'with the reason from the log';
+close $squatter;
+is stack(start => 'users'), 0, 'starts once the port is free';
 
 done_testing;
