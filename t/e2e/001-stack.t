@@ -58,6 +58,11 @@ $r = http(GET => $ENV{KORDON_METRICS_URL});
 is $r->{status}, 200, 'edge metrics answer';
 like $r->{content}, qr/^kordon_edge_\w+ \d+/m, 'in Prometheus text format';
 
+(my $internal = $ENV{KORDON_METRICS_URL}) =~ s{/metrics$}{};
+$r = http(GET => "$internal/healthz/redis");
+is $r->{status}, 200, 'the edge reaches Redis through its non-blocking client';
+is $r->{json}{status}, 'ok', 'and Redis answered PING';
+
 like psql_reader("select string_agg(nspname, ',' order by nspname) from pg_namespace where nspname in ('users','ledger','notify','worker')"),
     qr/^ledger,notify,users,worker$/, 'one schema per service';
 cmp_ok psql_reader("select count(*) from kordon_meta.migrations"), '>=', 8,

@@ -50,7 +50,9 @@ Text for the main context, the http block and the server block.
 C<METHOD URI [HTTP/1.x]> then, on the next lines, the body (its final
 newline dropped; Content-Length is added).  With C<eval>, an array of
 requests, sent one after another on new connections; expectations that
-are arrays then hold one value per request.
+are arrays then hold one value per request.  A code reference in the
+array is a step run between two requests (say C<sub { reload_nginx() }>);
+it takes no expectation, and a step that dies fails the block.
 
 =item raw_request
 
@@ -92,6 +94,12 @@ one test.
 
 Seconds to sleep before the error log is checked.
 
+=item must_die
+
+nginx must refuse to start (C<nginx -t> would fail): one test, and no
+request is sent.  C<error_log> and C<no_error_log> then look at what
+nginx printed as well as at error.log.
+
 =item ONLY, SKIP
 
 As in Test::Base.
@@ -105,7 +113,9 @@ leaves a sanitizer report, fails with one extra test.
 
 C<run_tests>, C<run_test($block)>, C<repeat_each($n)>, C<no_shuffle>,
 C<no_long_string>, C<add_block_preprocessor(sub { my $block = shift })>,
-C<server_port>, C<server_port2>, C<servroot>, C<html_dir>, and
+C<server_port>, C<server_port2>, C<servroot>, C<html_dir>,
+C<free_port>, C<reload_nginx> (SIGHUP, then wait until the new workers
+serve and the old ones are gone; dies when the reload failed), and
 Test::Base's C<blocks>, C<plan> and the Test::More functions.
 C<problem_config()> returns the edge's error_page setup (every error to
 a C<kordon_problem> location) for a block's config.
@@ -127,8 +137,10 @@ C<TEST_NGINX_TIMEOUT> (seconds, default 5), C<TEST_NGINX_NO_SHUFFLE>.
 C<KORDON_ASAN=1> (implied by the C<.asan> mark scripts/build-modules
 leaves in a sanitizer build) takes the modules from
 build/asan/nginx/modules and runs nginx with libasan preloaded,
-C<detect_leaks=0> (nginx frees its pools at exit by design) and
-sanitizer reports written to SERVROOT/logs.
+C<detect_leaks=0> (nginx frees its pools at exit by design),
+C<detect_odr_violation=0> (every dynamic module defines its own
+C<ngx_modules> array, which nginx finds with dlsym()) and sanitizer
+reports written to SERVROOT/logs.
 
 =cut
 
@@ -152,7 +164,7 @@ use Time::HiRes qw(sleep time);
 our @EXPORT = qw(
     run_tests run_test repeat_each no_shuffle no_long_string
     add_block_preprocessor server_port server_port2 servroot html_dir
-    problem_config
+    problem_config free_port reload_nginx
 );
 
 my $Top = abs_path(dirname(__FILE__) . '/../../..');
@@ -170,8 +182,10 @@ $Root    = "$Top/$Root"    unless $Root =~ m{^/};
 # scripts/build-modules marks a sanitizer build of the modules
 $Asan ||= -e "$Modules/.asan";
 
-# Ports of the stack, which a test must never take (see scripts/lib.sh).
+# Ports of the stack, which a test must never take (see scripts/lib.sh),
+# and the range of the e2e stack's, shifted by 20000 (scripts/test).
 my %Reserved = map { $_ => 1 } 8080, 8443, 9180, 15432, 16379, 18001 .. 18010;
+my @ReservedRange = (28000, 38010);
 
 my $RepeatEach   = 1;
 my $Shuffle      = !$ENV{TEST_NGINX_NO_SHUFFLE};
@@ -218,12 +232,17 @@ sub free_port {
             or die "cannot bind a free port: $!";
         my $port = $s->sockport;
         close $s;
-        return $port unless $Reserved{$port} || $not{$port};
+        return $port unless $Reserved{$port} || $not{$port}
+                            || ($port >= $ReservedRange[0]
+                                && $port <= $ReservedRange[1]);
     }
     die "no free port found";
 }
 
 sub run_tests {
+    # without a plan, plan as we go: Test::Base's END would plan again
+    # after a done_testing()
+    Test::More::plan('no_plan') unless Test::More->builder->has_plan;
     my @blocks = Test::Base::blocks();
     @blocks = List::Util::shuffle(@blocks) if $Shuffle && @blocks > 1;
     stop_nginx();
@@ -236,7 +255,6 @@ sub run_tests {
     }
     stop_nginx();
     stop_echo_backend();
-    Test::More::done_testing() unless Test::More->builder->has_plan;
 }
 
 sub run_test {
@@ -246,6 +264,11 @@ sub run_test {
     my $from = -s $log || 0;
 
     my $error = start_nginx($block);
+    if (defined $block->must_die) {
+        ok($error, "$name - nginx refused to start") or stop_nginx();
+        check_error_log($block, $name, $log, $from, $error);
+        return;
+    }
     if ($error) {
         fail("$name - nginx started");
         diag($error . log_slice($log, $from));
@@ -254,10 +277,19 @@ sub run_test {
 
     for my $rep (1 .. $RepeatEach) {
         my @req = requests($block);
-        for my $i (0 .. $#req) {
-            my $tag = $name . (@req > 1 ? " (req $i)" : '')
+        my $n = grep { ref ne 'CODE' } @req;
+        my $i = 0;
+        for my $req (@req) {
+            if (ref $req eq 'CODE') {
+                next if eval { $req->(); 1 };
+                fail("$name - step");
+                diag($@);
+                next;
+            }
+            my $tag = $name . ($n > 1 ? " (req $i)" : '')
                             . ($RepeatEach > 1 ? " (repeat $rep)" : '');
-            check_response($block, $tag, $i, send_request($req[$i]));
+            check_response($block, $tag, $i, send_request($req));
+            $i++;
         }
     }
 
@@ -273,12 +305,14 @@ sub requests {
     my $block = shift;
     if (defined $block->raw_request) {
         my $raw = $block->raw_request;
-        return map { expand($_) } ref $raw ? @$raw : ($raw);
+        return map { ref eq 'CODE' ? $_ : expand($_) }
+               ref $raw ? @$raw : ($raw);
     }
     my $req = $block->request // die $block->name . ": no request\n";
     my @more = grep { /\S/ }
                split /\n/, expand($block->more_headers // '');
-    return map { build_request($_, @more) } ref $req ? @$req : ($req);
+    return map { ref eq 'CODE' ? $_ : build_request($_, @more) }
+           ref $req ? @$req : ($req);
 }
 
 sub build_request {
@@ -484,10 +518,10 @@ sub check_problem {
 }
 
 sub check_error_log {
-    my ($block, $name, $log, $from) = @_;
+    my ($block, $name, $log, $from, $printed) = @_;
     my @want = patterns(scalar $block->error_log);
     my @never = patterns(scalar $block->no_error_log);
-    my $slice = log_slice($log, $from);
+    my $slice = log_slice($log, $from) . ($printed // '');
 
     for my $p (@want) {
         ok(matches($slice, $p), "$name - error_log has \"$p\"");
@@ -578,12 +612,15 @@ $conf
 CONF
 }
 
-# ngx_http_kordon_module.so first: the other modules link against it.
+# ngx_http_kordon_module.so first, ngx_http_kordon_redis_module.so
+# second: the other modules link against them.
 sub modules {
     opendir my $d, $Modules or die "no modules in \"$Modules\": $!\n";
+    my @first = qw(ngx_http_kordon_module.so ngx_http_kordon_redis_module.so);
+    my %first = map { $_ => 1 } @first;
     my @so = sort grep { /\.so$/ } readdir $d;
-    @so = ((grep { $_ eq 'ngx_http_kordon_module.so' } @so),
-           (grep { $_ ne 'ngx_http_kordon_module.so' } @so));
+    my %have = map { $_ => 1 } @so;
+    @so = ((grep { $have{$_} } @first), (grep { !$first{$_} } @so));
     return map { "$Modules/$_" } @so;
 }
 
@@ -598,6 +635,7 @@ sub start_nginx {
         chomp($AsanLib ||= `gcc -print-file-name=libasan.so`);
         $ENV{LD_PRELOAD} = $AsanLib;
         $ENV{ASAN_OPTIONS} = "detect_leaks=0:abort_on_error=1"
+                             . ":detect_odr_violation=0"
                              . ":log_path=$Root/logs/asan";
         $ENV{UBSAN_OPTIONS} = "print_stacktrace=1:log_path=$Root/logs/ubsan";
     }
@@ -608,6 +646,30 @@ sub start_nginx {
         sleep 0.05;
     }
     return "nginx wrote no pid file\n$out";
+}
+
+# SIGHUP to the master; returns once the new workers serve and the old
+# ones have exited, so the next request meets the new configuration.
+sub reload_nginx {
+    my $log = "$Root/logs/error.log";
+    my $from = -s $log || 0;
+    my $pid = master_pid() or die "reload: nginx is not running\n";
+    kill 'HUP', $pid or die "reload: cannot signal $pid: $!\n";
+    my $deadline = time + $Timeout;
+    while (time < $deadline) {
+        my $slice = log_slice($log, $from);
+        die "reload failed:\n$slice" if $slice =~ /\[emerg\]/;
+        return if $slice =~ /start worker process/
+                  && $slice =~ /worker process \d+ exited with code/;
+        sleep 0.02;
+    }
+    die "reload did not finish in ${Timeout}s\n";
+}
+
+sub master_pid {
+    open my $fh, '<', "$Root/logs/nginx.pid" or return;
+    my ($pid) = (<$fh> // '') =~ /(\d+)/;
+    return $pid;
 }
 
 sub stop_nginx {
