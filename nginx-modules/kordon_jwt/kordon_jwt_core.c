@@ -42,6 +42,14 @@
  * signature is checked with OpenSSL 3 EVP directly, which is also faster.
  * The users service still signs with libjwt: the format is the same.
  *
+ * For the module's shared cache of verified tokens: each key carries a
+ * fingerprint (SHA-256 of its canonical JWK) that a verified token
+ * reports, so a cached token can be tied to the key that verified it;
+ * kordon_jwt_compact() packs a verified token's identity into a fixed
+ * struct without pointers, kordon_jwt_compact_times() re-runs the time
+ * checks on it, and kordon_jwt_payload_load() decodes the payload of a
+ * token known to be verified, for its claims.
+ *
  * Memory: a verify allocates only the two small jansson trees and one
  * EVP_MD_CTX (plus an ECDSA_SIG for ES256) and frees them on every path;
  * OpenSSL's error queue is cleared after a failure, so nothing leaks into
@@ -105,6 +113,7 @@ typedef struct {
     const char      *alg_name;
     EVP_PKEY        *pkey;            /* RS256, ES256 */
     unsigned char   *secret;          /* HS256 */
+    unsigned char    fp[KORDON_JWT_KEY_FP_LEN];
     char             kid[KORDON_JWT_KID_MAX + 1];
 } kordon_jwt_key_t;
 
@@ -152,6 +161,8 @@ static int kordon_jwt_key_ec(kordon_jwt_key_t *key, const json_t *jwk,
     const char *who, char *err, size_t errlen);
 static int kordon_jwt_key_oct(kordon_jwt_key_t *key, const json_t *jwk,
     const char *who, char *err, size_t errlen);
+static int kordon_jwt_key_fingerprint(kordon_jwt_key_t *key,
+    const json_t *jwk, const char *who, char *err, size_t errlen);
 static EVP_PKEY *kordon_jwt_pkey_fromdata(const char *type,
     OSSL_PARAM_BLD *bld);
 static const kordon_jwt_alg_t *kordon_jwt_alg_find(const char *name);
@@ -187,6 +198,8 @@ static int kordon_jwt_claims(const kordon_jwt_conf_t *cf,
     kordon_jwt_claims_t *out);
 static int kordon_jwt_times(const kordon_jwt_conf_t *cf,
     const json_t *payload, int64_t now, kordon_jwt_claims_t *out);
+static int kordon_jwt_times_check(int64_t leeway_s, int64_t exp,
+    int64_t iat, int has_nbf, int64_t nbf, int64_t now);
 static int kordon_jwt_numeric_date(const json_t *payload, const char *name,
     int up, int64_t *t);
 static int kordon_jwt_audience(const json_t *aud, const char *want);
@@ -583,6 +596,31 @@ kordon_jwt_keys_count(const kordon_jwt_keys_t *keys)
 
 
 /*
+ * Says whether keys holds the key with fingerprint fp (claims.key_fp of
+ * a verified token): 1 or 0.  A linear scan over at most 64 keys.
+ */
+
+int
+kordon_jwt_keys_has(const kordon_jwt_keys_t *keys,
+    const unsigned char fp[KORDON_JWT_KEY_FP_LEN])
+{
+    size_t  i;
+
+    if (keys == NULL) {
+        return 0;
+    }
+
+    for (i = 0; i < keys->nkeys; i++) {
+        if (memcmp(keys->key[i].fp, fp, KORDON_JWT_KEY_FP_LEN) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
  * Loads one JWK into key.  Returns 0, or -1 with err set; a failed key
  * holds nothing that needs freeing.
  */
@@ -591,6 +629,7 @@ static int
 kordon_jwt_key_load(kordon_jwt_key_t *key, const json_t *jwk, size_t index,
     char *err, size_t errlen)
 {
+    int                      rc;
     char                     name[KORDON_JWT_KID_MAX + 1];
     char                     who[KORDON_JWT_KID_MAX + 32];
     size_t                   len;
@@ -630,14 +669,76 @@ kordon_jwt_key_load(kordon_jwt_key_t *key, const json_t *jwk, size_t index,
     switch (a->alg) {
 
     case KORDON_JWT_RS256:
-        return kordon_jwt_key_rsa(key, jwk, who, err, errlen);
+        rc = kordon_jwt_key_rsa(key, jwk, who, err, errlen);
+        break;
 
     case KORDON_JWT_ES256:
-        return kordon_jwt_key_ec(key, jwk, who, err, errlen);
+        rc = kordon_jwt_key_ec(key, jwk, who, err, errlen);
+        break;
 
     default: /* KORDON_JWT_HS256 */
-        return kordon_jwt_key_oct(key, jwk, who, err, errlen);
+        rc = kordon_jwt_key_oct(key, jwk, who, err, errlen);
     }
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    if (kordon_jwt_key_fingerprint(key, jwk, who, err, errlen) != 0) {
+        EVP_PKEY_free(key->pkey);
+        key->pkey = NULL;
+
+        if (key->secret != NULL) {
+            OPENSSL_cleanse(key->secret, key->secret_len);
+            free(key->secret);
+            key->secret = NULL;
+        }
+
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * A key's fingerprint: SHA-256 of its JWK as canonical JSON (members
+ * sorted, no spaces), truncated.  It names the kid, the alg and the key
+ * material at once, so a cache of verified tokens can tell whether the
+ * key that verified a token is still loaded, even under a reused kid.
+ * For an HS256 key the JSON holds the secret: it is wiped after hashing,
+ * and a truncated hash of a 32-byte random secret gives nothing away.
+ */
+
+static int
+kordon_jwt_key_fingerprint(kordon_jwt_key_t *key, const json_t *jwk,
+    const char *who, char *err, size_t errlen)
+{
+    int            rc;
+    char          *text;
+    unsigned int   n;
+    unsigned char  md[EVP_MAX_MD_SIZE];
+
+    text = json_dumps(jwk, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text == NULL) {
+        kordon_jwt_error(err, errlen, "%s: out of memory", who);
+        return -1;
+    }
+
+    rc = EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL);
+
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+
+    if (rc != 1 || n < KORDON_JWT_KEY_FP_LEN) {
+        ERR_clear_error();
+        kordon_jwt_error(err, errlen, "%s: could not hash the key", who);
+        return -1;
+    }
+
+    memcpy(key->fp, md, KORDON_JWT_KEY_FP_LEN);
+
+    return 0;
 }
 
 
@@ -1258,6 +1359,7 @@ kordon_jwt_header(const kordon_jwt_keys_t *keys, kordon_jwt_tok_t *tok,
 
     memcpy(out->kid, (*key)->kid, (*key)->kid_len + 1);
     memcpy(out->alg, (*key)->alg_name, strlen((*key)->alg_name) + 1);
+    memcpy(out->key_fp, (*key)->fp, KORDON_JWT_KEY_FP_LEN);
 
     return kordon_jwt_crit(json_object_get(h, "crit"));
 }
@@ -1567,15 +1669,26 @@ kordon_jwt_times(const kordon_jwt_conf_t *cf, const json_t *payload,
 
     out->has_nbf = (rc == 0);
 
-    if (now - cf->leeway_s >= out->exp) {
+    return kordon_jwt_times_check(cf->leeway_s, out->exp, out->iat,
+                                  out->has_nbf, out->nbf, now);
+}
+
+
+/* the comparisons of kordon_jwt_times(), also run on a cached token */
+
+static int
+kordon_jwt_times_check(int64_t leeway_s, int64_t exp, int64_t iat,
+    int has_nbf, int64_t nbf, int64_t now)
+{
+    if (now - leeway_s >= exp) {
         return KORDON_JWT_EEXPIRED;
     }
 
-    if (out->has_nbf && out->nbf > now + cf->leeway_s) {
+    if (has_nbf && nbf > now + leeway_s) {
         return KORDON_JWT_ENOTYET;
     }
 
-    if (out->iat > now + cf->leeway_s) {
+    if (iat > now + leeway_s) {
         return KORDON_JWT_EFUTURE;
     }
 
@@ -1902,6 +2015,176 @@ kordon_jwt_token_hash(const char *token, size_t len, unsigned char out[32])
         ERR_clear_error();
         return KORDON_JWT_EINTERNAL;
     }
+
+    return KORDON_JWT_OK;
+}
+
+
+/*
+ * The same hash with the SHA-256 the key set fetched when it was loaded:
+ * OpenSSL 3 looks EVP_sha256() up again on every use, which costs about
+ * as much as hashing a whole token.  For a cache hit, this is the price.
+ */
+
+int
+kordon_jwt_keys_token_hash(const kordon_jwt_keys_t *keys, const char *token,
+    size_t len, unsigned char out[32])
+{
+    unsigned int  n;
+
+    if (keys == NULL) {
+        return kordon_jwt_token_hash(token, len, out);
+    }
+
+    if (EVP_Digest(token, len, out, &n, keys->sha256, NULL) != 1 || n != 32)
+    {
+        memset(out, 0, 32);
+        ERR_clear_error();
+        return KORDON_JWT_EINTERNAL;
+    }
+
+    return KORDON_JWT_OK;
+}
+
+
+/*
+ * Packs the identity of a verified token into k: times, the key's
+ * fingerprint, and sub, sid, roles (joined by ",") and scope back to back
+ * in k->data.  Returns KORDON_JWT_OK, KORDON_JWT_ENOENT when c holds no
+ * verified token, or KORDON_JWT_ENOSPC when the strings do not fit in
+ * KORDON_JWT_COMPACT_DATA bytes (such a token is simply not cached); k
+ * must not be used then.
+ */
+
+int
+kordon_jwt_compact(const kordon_jwt_claims_t *c, kordon_jwt_compact_t *k)
+{
+    char    *p;
+    size_t   i, n, sub, sid, roles, scope;
+
+    if (c->payload_len == 0) {
+        return KORDON_JWT_ENOENT;
+    }
+
+    sub = strlen(c->sub);
+    sid = strlen(c->sid);
+    scope = strlen(c->scope);
+
+    roles = c->nroles ? c->nroles - 1 : 0;
+
+    for (i = 0; i < c->nroles; i++) {
+        roles += strlen(c->roles[i]);
+    }
+
+    if (sub + sid + roles + scope > KORDON_JWT_COMPACT_DATA) {
+        return KORDON_JWT_ENOSPC;
+    }
+
+    memset(k, 0, offsetof(kordon_jwt_compact_t, data));
+
+    k->exp = c->exp;
+    k->iat = c->iat;
+    k->nbf = c->nbf;
+    k->has_nbf = c->has_nbf;
+    k->has_sid = c->has_sid;
+    k->has_scope = c->has_scope;
+    k->sub_len = (uint16_t) sub;
+    k->sid_len = (uint16_t) sid;
+    k->roles_len = (uint16_t) roles;
+    k->scope_len = (uint16_t) scope;
+    memcpy(k->key_fp, c->key_fp, KORDON_JWT_KEY_FP_LEN);
+
+    p = k->data;
+    memcpy(p, c->sub, sub);
+    p += sub;
+    memcpy(p, c->sid, sid);
+    p += sid;
+
+    for (i = 0; i < c->nroles; i++) {
+        if (i > 0) {
+            *p++ = ',';
+        }
+
+        n = strlen(c->roles[i]);
+        memcpy(p, c->roles[i], n);
+        p += n;
+    }
+
+    memcpy(p, c->scope, scope);
+
+    return KORDON_JWT_OK;
+}
+
+
+/*
+ * The time checks of kordon_jwt_verify() (exp, nbf, iat with the leeway
+ * of conf) on a compact token, as a cache hit needs them: the result
+ * was right when the token was stored, not necessarily now.  Returns
+ * KORDON_JWT_OK, EEXPIRED, ENOTYET or EFUTURE.
+ */
+
+int
+kordon_jwt_compact_times(const kordon_jwt_compact_t *k,
+    const kordon_jwt_conf_t *conf, int64_t now)
+{
+    int64_t  leeway;
+
+    leeway = (conf == NULL) ? 0 : conf->leeway_s;
+
+    if (leeway < 0) {
+        leeway = 0;
+    }
+
+    if (leeway > KORDON_JWT_LEEWAY_MAX_S) {
+        leeway = KORDON_JWT_LEEWAY_MAX_S;
+    }
+
+    return kordon_jwt_times_check(leeway, k->exp, k->iat, k->has_nbf,
+                                  k->nbf, now);
+}
+
+
+/*
+ * Decodes the payload of a token into out->payload (and payload_len) so
+ * that kordon_jwt_claim_get() can read it, and checks NOTHING else: only
+ * for a token that kordon_jwt_verify() accepted before, such as a cache
+ * hit, whose SHA-256 proves it is byte for byte the verified token.
+ * Returns KORDON_JWT_OK, or ETOOLARGE or EMALFORMED with payload_len 0.
+ * The other members of out are left as they are.
+ */
+
+int
+kordon_jwt_payload_load(const char *token, size_t len,
+    kordon_jwt_claims_t *out)
+{
+    int          rc;
+    size_t       n;
+    const char  *dot1, *dot2;
+
+    out->payload_len = 0;
+
+    if (len > KORDON_JWT_SIZE_MAX) {
+        return KORDON_JWT_ETOOLARGE;
+    }
+
+    dot1 = memchr(token, '.', len);
+    if (dot1 == NULL) {
+        return KORDON_JWT_EMALFORMED;
+    }
+
+    dot2 = memchr(dot1 + 1, '.', (size_t) (token + len - dot1 - 1));
+    if (dot2 == NULL || dot2 == dot1 + 1) {
+        return KORDON_JWT_EMALFORMED;
+    }
+
+    rc = kordon_jwt_segment((unsigned char *) out->payload,
+                            sizeof(out->payload), dot1 + 1,
+                            (size_t) (dot2 - dot1 - 1), &n);
+    if (rc != KORDON_JWT_OK) {
+        return rc;
+    }
+
+    out->payload_len = n;
 
     return KORDON_JWT_OK;
 }

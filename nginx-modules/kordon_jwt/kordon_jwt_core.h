@@ -37,6 +37,9 @@
 #define KORDON_JWT_AMR_MAX           8      /* entries of "amr" */
 #define KORDON_JWT_AMR_LEN_MAX       32     /* bytes of one "amr" entry */
 #define KORDON_JWT_ERR_MAX           256    /* enough for any load error */
+#define KORDON_JWT_KEY_FP_LEN        16     /* bytes of a key fingerprint */
+#define KORDON_JWT_COMPACT_DATA      352    /* string bytes of the compact
+                                               form: sub, sid, roles, scope */
 
 
 /* results: 0 or one of these negative codes, see kordon_jwt_strerror() */
@@ -116,6 +119,9 @@ typedef struct {
     unsigned      has_jti:1;
     unsigned      has_scope:1;
 
+    /* the verifying key: SHA-256 of its canonical JWK, truncated */
+    unsigned char key_fp[KORDON_JWT_KEY_FP_LEN];
+
     char          kid[KORDON_JWT_KID_MAX + 1];
     char          alg[KORDON_JWT_ALG_MAX];
     char          sub[KORDON_JWT_SUB_MAX + 1];
@@ -130,10 +136,35 @@ typedef struct {
 } kordon_jwt_claims_t;
 
 
+/*
+ * The compact form of a verified token, for a cache of verified tokens:
+ * fixed size, no pointers, so it can live in shared memory.  data holds
+ * sub, sid, the roles joined by "," and scope, back to back, without
+ * NULs; each *_len says how many bytes belong to each.
+ */
+
+typedef struct {
+    int64_t        exp;
+    int64_t        iat;
+    int64_t        nbf;
+    uint16_t       sub_len;
+    uint16_t       sid_len;
+    uint16_t       roles_len;
+    uint16_t       scope_len;
+    unsigned char  has_nbf;
+    unsigned char  has_sid;
+    unsigned char  has_scope;
+    unsigned char  key_fp[KORDON_JWT_KEY_FP_LEN];
+    char           data[KORDON_JWT_COMPACT_DATA];
+} kordon_jwt_compact_t;
+
+
 kordon_jwt_keys_t *kordon_jwt_keys_load(const char *json, size_t len,
     char *err, size_t errlen);
 void kordon_jwt_keys_free(kordon_jwt_keys_t *keys);
 size_t kordon_jwt_keys_count(const kordon_jwt_keys_t *keys);
+int kordon_jwt_keys_has(const kordon_jwt_keys_t *keys,
+    const unsigned char fp[KORDON_JWT_KEY_FP_LEN]);
 
 void kordon_jwt_conf_init(kordon_jwt_conf_t *conf);
 int kordon_jwt_verify(const kordon_jwt_keys_t *keys,
@@ -145,6 +176,15 @@ int kordon_jwt_claim_get(const kordon_jwt_claims_t *c, const char *name,
     char *buf, size_t len);
 int kordon_jwt_token_hash(const char *token, size_t len,
     unsigned char out[32]);
+int kordon_jwt_keys_token_hash(const kordon_jwt_keys_t *keys,
+    const char *token, size_t len, unsigned char out[32]);
+
+int kordon_jwt_compact(const kordon_jwt_claims_t *c,
+    kordon_jwt_compact_t *k);
+int kordon_jwt_compact_times(const kordon_jwt_compact_t *k,
+    const kordon_jwt_conf_t *conf, int64_t now);
+int kordon_jwt_payload_load(const char *token, size_t len,
+    kordon_jwt_claims_t *out);
 
 
 #endif /* _KORDON_JWT_CORE_H_INCLUDED_ */

@@ -1308,6 +1308,16 @@ test_token_hash(void **state)
 
     assert_int_equal(kordon_jwt_token_hash("abc", 3, h), KORDON_JWT_OK);
     assert_memory_equal(h, abc, 32);
+
+    memset(h, 0, sizeof(h));
+    assert_int_equal(kordon_jwt_keys_token_hash(keys, "abc", 3, h),
+                     KORDON_JWT_OK);
+    assert_memory_equal(h, abc, 32);
+
+    memset(h, 0, sizeof(h));
+    assert_int_equal(kordon_jwt_keys_token_hash(NULL, "abc", 3, h),
+                     KORDON_JWT_OK);
+    assert_memory_equal(h, abc, 32);
 }
 
 
@@ -1330,6 +1340,146 @@ test_conf_defaults(void **state)
                      KORDON_JWT_ECONF);
     assert_int_equal(kordon_jwt_verify(NULL, &conf, "a.b.c", 5, NOW, &claims),
                      KORDON_JWT_ECONF);
+}
+
+
+/* the cache's helpers: key fingerprints, the compact form, payload_load */
+
+static void
+test_key_fingerprint(void **state)
+{
+    char                err[KORDON_JWT_ERR_MAX], r[4096], r2[4096];
+    unsigned char       fp_rs[KORDON_JWT_KEY_FP_LEN];
+    kordon_jwt_keys_t  *k;
+
+    assert_int_equal(verify(tok(HDR_RS, pl(), SIGN_RS)), KORDON_JWT_OK);
+    memcpy(fp_rs, claims.key_fp, sizeof(fp_rs));
+    assert_true(kordon_jwt_keys_has(keys, fp_rs));
+
+    assert_int_equal(verify(tok(HDR_ES, pl(), SIGN_ES)), KORDON_JWT_OK);
+    assert_memory_not_equal(claims.key_fp, fp_rs, sizeof(fp_rs));
+    assert_true(kordon_jwt_keys_has(keys, claims.key_fp));
+
+    /* the same JWK, members in another order: the same fingerprint */
+    jwk_rsa(r, rsa, "rsa-1", "RS256");
+    k = load(err, r, NULL);
+    assert_non_null(k);
+    assert_true(kordon_jwt_keys_has(k, fp_rs));
+    kordon_jwt_keys_free(k);
+
+    /* the same kid with another key: another fingerprint */
+    jwk_rsa(r2, rsa_other, "rsa-1", "RS256");
+    k = load(err, r2, NULL);
+    assert_non_null(k);
+    assert_false(kordon_jwt_keys_has(k, fp_rs));
+    kordon_jwt_keys_free(k);
+
+    assert_false(kordon_jwt_keys_has(NULL, fp_rs));
+}
+
+
+static void
+test_compact(void **state)
+{
+    char                  big[301], extra[1024];
+    kordon_jwt_compact_t  k;
+
+    assert_int_equal(verify(tok(HDR_RS, pl(), SIGN_RS)), KORDON_JWT_OK);
+    assert_int_equal(kordon_jwt_compact(&claims, &k), KORDON_JWT_OK);
+
+    assert_int_equal(k.exp, NOW + 900);
+    assert_int_equal(k.iat, NOW - 10);
+    assert_false(k.has_nbf);
+    assert_true(k.has_sid && k.has_scope);
+    assert_memory_equal(k.key_fp, claims.key_fp, KORDON_JWT_KEY_FP_LEN);
+    assert_int_equal(k.sub_len + k.sid_len + k.roles_len + k.scope_len,
+                     strlen("user-42sess-7user,supportread write"));
+    assert_memory_equal(k.data, "user-42sess-7user,supportread write",
+                        strlen("user-42sess-7user,supportread write"));
+    assert_int_equal(k.roles_len, strlen("user,support"));
+
+    /* no roles, no sid, no scope */
+    assert_int_equal(verify(tok(HDR_ES, pl_with("", NOW, NOW + 60),
+                                SIGN_ES)), KORDON_JWT_OK);
+    assert_int_equal(kordon_jwt_compact(&claims, &k), KORDON_JWT_OK);
+    assert_int_equal(k.roles_len, 0);
+    assert_int_equal(k.sid_len, 0);
+    assert_false(k.has_sid || k.has_scope);
+    assert_memory_equal(k.data, "user-42", 7);
+
+    /* too large to cache: 300 + 100 bytes of scope and sid */
+    memset(big, 'r', 300);
+    big[300] = '\0';
+    snprintf(extra, sizeof(extra), ",\"scope\":\"%s\",\"sid\":\"%s\"",
+             big, big + 200);
+    assert_int_equal(verify(tok(HDR_RS, pl_with(extra, NOW, NOW + 60),
+                                SIGN_RS)), KORDON_JWT_OK);
+    assert_int_equal(kordon_jwt_compact(&claims, &k), KORDON_JWT_ENOSPC);
+
+    /* a failed verify leaves nothing to compact */
+    assert_int_equal(verify(tok(HDR_RS, pl(), SIGN_RS_OTHER)),
+                     KORDON_JWT_ESIG);
+    assert_int_equal(kordon_jwt_compact(&claims, &k), KORDON_JWT_ENOENT);
+}
+
+
+static void
+test_compact_times(void **state)
+{
+    char                  extra[64];
+    kordon_jwt_compact_t  k;
+
+    snprintf(extra, sizeof(extra), ",\"nbf\":%lld", NOW + 20);
+    assert_int_equal(verify(tok(HDR_RS, pl_with(extra, NOW, NOW + 60),
+                                SIGN_RS)), KORDON_JWT_OK);
+    assert_int_equal(kordon_jwt_compact(&claims, &k), KORDON_JWT_OK);
+
+    /* the same edges as verify: exp + leeway, nbf - leeway */
+    assert_int_equal(kordon_jwt_compact_times(&k, &conf, NOW), 0);
+    assert_int_equal(kordon_jwt_compact_times(&k, &conf, NOW + 89), 0);
+    assert_int_equal(kordon_jwt_compact_times(&k, &conf, NOW + 90),
+                     KORDON_JWT_EEXPIRED);
+
+    conf.leeway_s = 0;
+    assert_int_equal(kordon_jwt_compact_times(&k, &conf, NOW),
+                     KORDON_JWT_ENOTYET);
+    assert_int_equal(kordon_jwt_compact_times(&k, &conf, NOW + 20), 0);
+    assert_int_equal(kordon_jwt_compact_times(&k, &conf, NOW + 60),
+                     KORDON_JWT_EEXPIRED);
+    assert_int_equal(kordon_jwt_compact_times(&k, NULL, NOW + 59), 0);
+
+    k.iat = NOW + 100;
+    assert_int_equal(kordon_jwt_compact_times(&k, &conf, NOW + 30),
+                     KORDON_JWT_EFUTURE);
+}
+
+
+static void
+test_payload_load(void **state)
+{
+    char                  b[64];
+    const char           *t;
+    kordon_jwt_claims_t  *c;
+
+    c = calloc(1, sizeof(kordon_jwt_claims_t));
+    assert_non_null(c);
+
+    t = tok(HDR_RS, pl_with(",\"org\":\"acme\"", NOW, NOW + 60), SIGN_RS);
+    assert_int_equal(kordon_jwt_payload_load(t, strlen(t), c), 0);
+    assert_int_equal(kordon_jwt_claim_get(c, "org", b, sizeof(b)), 4);
+    assert_string_equal(b, "acme");
+
+    assert_int_equal(kordon_jwt_payload_load("a..c", 4, c),
+                     KORDON_JWT_EMALFORMED);
+    assert_int_equal(c->payload_len, 0);
+    assert_int_equal(kordon_jwt_payload_load("abc", 3, c),
+                     KORDON_JWT_EMALFORMED);
+    assert_int_equal(kordon_jwt_payload_load("a.b=.c", 6, c),
+                     KORDON_JWT_EMALFORMED);
+    assert_int_equal(kordon_jwt_claim_get(c, "org", b, sizeof(b)),
+                     KORDON_JWT_ENOENT);
+
+    free(c);
 }
 
 
@@ -1371,6 +1521,10 @@ main(void)
         T(test_strerror),
         T(test_token_hash),
         T(test_conf_defaults),
+        T(test_key_fingerprint),
+        T(test_compact),
+        T(test_compact_times),
+        T(test_payload_load),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

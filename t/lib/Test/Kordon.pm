@@ -114,8 +114,8 @@ leaves a sanitizer report, fails with one extra test.
 C<run_tests>, C<run_test($block)>, C<repeat_each($n)>, C<no_shuffle>,
 C<no_long_string>, C<add_block_preprocessor(sub { my $block = shift })>,
 C<server_port>, C<server_port2>, C<servroot>, C<html_dir>,
-C<free_port>, C<reload_nginx> (SIGHUP, then wait until the new workers
-serve and the old ones are gone; dies when the reload failed), and
+C<reload_nginx> (SIGHUP, then wait until the new workers serve and the
+old ones are gone; dies when the reload failed), and
 Test::Base's C<blocks>, C<plan> and the Test::More functions.
 C<problem_config()> returns the edge's error_page setup (every error to
 a C<kordon_problem> location) for a block's config.
@@ -164,7 +164,7 @@ use Time::HiRes qw(sleep time);
 our @EXPORT = qw(
     run_tests run_test repeat_each no_shuffle no_long_string
     add_block_preprocessor server_port server_port2 servroot html_dir
-    problem_config free_port reload_nginx
+    problem_config reload_nginx
 );
 
 my $Top = abs_path(dirname(__FILE__) . '/../../..');
