@@ -1,34 +1,89 @@
 /*
- * ledger -- money: accounts, double-entry transfers, holds, fees,
- * cashback, refunds, chargebacks, payments in and out through provider
- * adapters, statements and reports.
+ * ledger -- money: accounts, double-entry transfers, and later holds,
+ * fees, cashback, refunds, payments in and out, statements and reports.
  *
- * For now a walking skeleton on the kit: schema "ledger" with its outbox,
- * and one probe behind the edge's signed identity, GET /v1/accounts,
- * answering an empty list for the signed user.
+ * The service is its route table, its settings and its schema.  Money
+ * moves in one place only, the PL/pgSQL function ledger.post_transfers()
+ * (sql/ledger/005_post_transfers.sql), which every money-moving route
+ * reaches through post.c -- one request at a time ("inline" mode) or in
+ * batches gathered from concurrent requests ("batch" mode, batch.c).
+ * ledger.h shows how the files fit.
  */
 
-#include "kit.h"
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
+#include "ledger.h"
 
-static void
-ledger_accounts(kit_req_t *req)
-{
-    json_t  *body;
+#define LEDGER_ERR_MAX  256
 
-    body = json_pack("{s:[], s:s}", "items", "owner",
-                     kit_req_identity(req)->user);
-    if (body == NULL) {
-        kit_reply_problem(req, 500, NULL, "could not encode the answer");
-        return;
-    }
-    kit_reply_json(req, 200, body);
-}
+ledger_config_t  ledger_cf;
 
 
 static const kit_route_t ledger_routes[] = {
-    { "GET", "/v1/accounts", ledger_accounts, 0 },
+    { "POST", "/v1/accounts", ledger_accounts_create, 0 },
+    { "GET", "/v1/accounts", ledger_accounts_list, 0 },
+    { "GET", "/v1/accounts/{id}", ledger_accounts_get, 0 },
+    { "POST", "/v1/transfers", ledger_transfers_create, 0 },
+    { "GET", "/v1/transfers/{id}", ledger_transfers_get, 0 },
+    { "POST", "/v1/admin/adjustments", ledger_adjustments_create, 0 },
 };
+
+
+/* Reads the KORDON_LEDGER_* variables into ledger_cf; 0, or -1 with err. */
+static int
+ledger_config_load(char *err, size_t errlen)
+{
+    const char  *mode;
+    long         max, size, wait, batchers;
+
+    if (kit_env_int("KORDON_LEDGER_TRANSFER_MAX", "1000000000", 1,
+                    INT64_MAX, &max, err, errlen) != 0
+        || kit_env_str("KORDON_LEDGER_MODE", "batch", &mode, err,
+                       errlen) != 0
+        || kit_env_int("KORDON_LEDGER_BATCH_SIZE", "256", 1,
+                       LEDGER_BATCH_SIZE_MAX, &size, err, errlen) != 0
+        || kit_env_int("KORDON_LEDGER_BATCH_WAIT_US", "0", 0,
+                       LEDGER_BATCH_WAIT_US_MAX, &wait, err, errlen) != 0
+        || kit_env_int("KORDON_LEDGER_BATCHERS", "2", 1,
+                       LEDGER_BATCHERS_MAX, &batchers, err, errlen) != 0)
+    {
+        return -1;
+    }
+    if (strcmp(mode, "batch") != 0 && strcmp(mode, "inline") != 0) {
+        snprintf(err, errlen, "environment variable \"KORDON_LEDGER_MODE\" "
+                 "is malformed: expected \"batch\" or \"inline\"");
+        return -1;
+    }
+    ledger_cf = (ledger_config_t) {
+        .transfer_max = (int64_t) max,
+        .batch = strcmp(mode, "batch") == 0,
+        .batch_size = (int) size,
+        .batch_wait_us = wait,
+        .batchers = (int) batchers,
+    };
+    return 0;
+}
+
+
+static int
+ledger_init(const kit_config_t *cf)
+{
+    char  err[LEDGER_ERR_MAX];
+
+    if (ledger_config_load(err, sizeof(err)) != 0) {
+        kit_log(KIT_LOG_ERROR, "%s", err);
+        return -1;
+    }
+    if (ledger_cf.batch && ledger_batch_start() != 0) {
+        return -1;
+    }
+    kit_log(KIT_LOG_INFO, "posting transfers %s, at most %lld minor units "
+            "each", ledger_cf.batch ? "in batches" : "one at a time",
+            (long long) ledger_cf.transfer_max);
+    return 0;
+}
 
 
 int
@@ -40,7 +95,7 @@ main(void)
         .outbox = 1,
         .routes = ledger_routes,
         .nroutes = sizeof(ledger_routes) / sizeof(ledger_routes[0]),
-        .init = NULL,
+        .init = ledger_init,
     };
 
     return kit_main(&svc);

@@ -1,0 +1,215 @@
+/*
+ * batch.c -- group commit for transfers.  Handlers check a request,
+ * suspend it and queue its item; batcher threads take up to batch_size
+ * queued items at a time, post them in one transaction (post.c) and
+ * answer each one.
+ *
+ * The idea: a durable commit costs the same for one transfer as for two
+ * hundred, so under load the cost is shared.  No timer is needed for
+ * that: while one batch is in the database the next one gathers in the
+ * queue, so batches grow with the load by themselves and a lone request
+ * waits for nothing (batch_wait_us, 0 by default, can hold a batch open a
+ * little longer).  Several batchers keep several transactions in flight;
+ * post_transfers() locks accounts in id order, so they cannot deadlock.
+ *
+ * The queue is bounded (LEDGER_QUEUE_MAX): beyond it a request is
+ * answered 503 at once instead of waiting without end.  A batch never
+ * holds one idempotency key twice; a second request with a key already in
+ * the batch waits for the next one, where it is answered as a replay.
+ * Batchers run until the process ends; the kit's graceful stop waits for
+ * suspended requests, so every queued item is answered first.
+ */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ledger.h"
+
+static struct {
+    pthread_mutex_t   mu;
+    pthread_cond_t    cv;               /* items arrived */
+    ledger_item_t    *head, *tail;      /* under mu */
+    int               len;              /* under mu */
+} ledger_q = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+
+int
+ledger_batch_submit(ledger_item_t *it)
+{
+    LEDGER_ASSERT(it != NULL && it->next == NULL);
+    pthread_mutex_lock(&ledger_q.mu);
+    if (ledger_q.len >= LEDGER_QUEUE_MAX) {
+        pthread_mutex_unlock(&ledger_q.mu);
+        return -1;
+    }
+    if (ledger_q.tail != NULL) {
+        ledger_q.tail->next = it;
+    } else {
+        ledger_q.head = it;
+    }
+    ledger_q.tail = it;
+    ledger_q.len++;
+    pthread_cond_signal(&ledger_q.cv);
+    pthread_mutex_unlock(&ledger_q.mu);
+    return 0;
+}
+
+
+/* 1 when one of the n items in out has it's idempotency key. */
+static int
+ledger_batch_has_key(ledger_item_t *const *out, int n,
+    const ledger_item_t *it)
+{
+    int  k;
+
+    if (it->idem_key[0] == '\0') {
+        return 0;
+    }
+    for (k = 0; k < n; k++) {
+        if (out[k]->op == it->op
+            && strcmp(out[k]->idem_key, it->idem_key) == 0
+            && strcmp(out[k]->actor, it->actor) == 0)
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+int
+ledger_batch_take(ledger_item_t **head, ledger_item_t **tail,
+    ledger_item_t **out, int max)
+{
+    ledger_item_t  *it, *prev, *next;
+    int             n, seen;
+
+    n = 0;
+    prev = NULL;
+    for (it = *head, seen = 0;
+         it != NULL && n < max && seen < LEDGER_QUEUE_MAX;
+         it = next, seen++)
+    {
+        next = it->next;
+        if (ledger_batch_has_key(out, n, it)) {
+            prev = it;                  /* stays, in order */
+            continue;
+        }
+        if (prev != NULL) {
+            prev->next = next;
+        } else {
+            *head = next;
+        }
+        if (*tail == it) {
+            *tail = prev;
+        }
+        it->next = NULL;
+        out[n++] = it;
+    }
+    return n;
+}
+
+
+/* Waits for work and takes a batch of at most batch_size items. */
+static int
+ledger_batch_wait(ledger_item_t **batch)
+{
+    struct timespec  deadline;
+    int              n;
+
+    pthread_mutex_lock(&ledger_q.mu);
+    while (ledger_q.len == 0) {
+        pthread_cond_wait(&ledger_q.cv, &ledger_q.mu);
+    }
+    if (ledger_cf.batch_wait_us > 0 && ledger_q.len < ledger_cf.batch_size) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_nsec += ledger_cf.batch_wait_us * 1000;
+        deadline.tv_sec += deadline.tv_nsec / 1000000000;
+        deadline.tv_nsec %= 1000000000;
+        while (ledger_q.len < ledger_cf.batch_size
+               && pthread_cond_timedwait(&ledger_q.cv, &ledger_q.mu,
+                                         &deadline) != ETIMEDOUT)
+        {
+            /* more arrived; wait for the rest or the deadline */
+        }
+    }
+    n = ledger_batch_take(&ledger_q.head, &ledger_q.tail, batch,
+                          ledger_cf.batch_size);
+    ledger_q.len -= n;
+    if (ledger_q.len > 0) {
+        pthread_cond_signal(&ledger_q.cv);      /* for another batcher */
+    }
+    pthread_mutex_unlock(&ledger_q.mu);
+    return n;
+}
+
+
+static double
+ledger_ms_since(const struct timespec *t0)
+{
+    struct timespec  now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double) (now.tv_sec - t0->tv_sec) * 1e3
+           + (double) (now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+
+static void *
+ledger_batcher(void *arg)
+{
+    ledger_item_t  **batch = arg;
+    struct timespec  t0;
+    int              n, k, rc;
+
+    for ( ;; ) {
+        n = ledger_batch_wait(batch);
+        if (n == 0) {
+            continue;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        rc = ledger_post(batch, n);
+        kit_log(KIT_LOG_DEBUG, "posted a batch of %d transfers in %.1f ms%s",
+                n, ledger_ms_since(&t0), rc == LEDGER_POST_OK ? ""
+                : ", which failed");
+        for (k = 0; k < n; k++) {
+            ledger_item_reply(batch[k], rc);
+        }
+    }
+    return NULL;
+}
+
+
+int
+ledger_batch_start(void)
+{
+    pthread_condattr_t   ca;
+    pthread_attr_t       attr;
+    pthread_t            t;
+    ledger_item_t      **batch;
+    int                  i;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ledger_q.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (i = 0; i < ledger_cf.batchers; i++) {
+        /* Each batcher's own array; it lives as long as the process. */
+        batch = calloc((size_t) ledger_cf.batch_size, sizeof(*batch));
+        if (batch == NULL || pthread_create(&t, &attr, ledger_batcher,
+                                            batch) != 0)
+        {
+            free(batch);
+            pthread_attr_destroy(&attr);
+            kit_log(KIT_LOG_ERROR, "could not start batcher %d", i + 1);
+            return -1;
+        }
+    }
+    pthread_attr_destroy(&attr);
+    return 0;
+}

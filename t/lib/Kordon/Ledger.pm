@@ -1,0 +1,176 @@
+package Kordon::Ledger;
+
+# Kordon::Ledger -- fixtures for the ledger's end-to-end tests
+# (t/e2e/1NN-ledger-*.t): calls straight to the ledger with a signed edge
+# identity, fresh users with funded wallets, a check for problem+json
+# answers, psql as the superuser, and the ledger's invariants read from
+# PostgreSQL, so each test reads as requests and expected answers.
+#
+# Every user id is new per run (uid()), so the tests can run again on the
+# same stack, and the invariants hold over everything in the database.
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use HTTP::Tiny;
+use JSON::PP;
+use Test::More;
+
+use Kordon::E2E;
+
+our @EXPORT = qw(ledger uid user_id admin_id support_id open_wallet fund
+    pay problem_ok invariants_ok psql_super sql_value key);
+
+my $json = JSON::PP->new->canonical;
+my $seq  = 0;
+
+# uid(prefix) -> an id no other run or process has used.
+sub uid {
+    my ($prefix) = @_;
+    return sprintf '%s-%d-%d-%04x%04x', $prefix // 'u', $$, ++$seq,
+        int rand 65536, int rand 65536;
+}
+
+sub user_id    { return { user => uid($_[0] // 'user'), roles => 'user' } }
+sub admin_id   { return { user => uid('admin'), roles => 'user,admin' } }
+sub support_id { return { user => uid('support'), roles => 'user,support' } }
+sub key        { return uid('key') }
+
+# ledger(METHOD, PATH, identity, body, {headers}) -> http() answer.  body
+# is a Perl structure (sent as JSON) or a string (sent as is); a POST
+# without an Idempotency-Key in headers gets none.
+sub ledger {
+    my ($method, $path, $id, $body, $extra) = @_;
+    (my $signed = $path) =~ s/\?.*//;
+    my $h = $id ? signed_headers($method, $signed, $id) : {};
+    if (defined $body) {
+        $h->{'Content-Type'} = 'application/json';
+        $body = $json->encode($body) if ref $body;
+    }
+    %$h = (%$h, %{ $extra || {} });
+    return http($method, "$ENV{KORDON_LEDGER_URL}$path", $h, $body);
+}
+
+# open_wallet(identity, currency) -> the account; dies unless opened.
+sub open_wallet {
+    my ($id, $currency) = @_;
+    my $r = ledger(POST => '/v1/accounts', $id, { currency => $currency });
+    die "could not open a $currency wallet: $r->{status} $r->{content}\n"
+        unless $r->{status} == 201 || $r->{status} == 200;
+    return $r->{json};
+}
+
+# fund(account, amount) -> the adjustment; an admin credits the account.
+my $funder = { user => 'ledger-test-funder', roles => 'admin' };
+
+sub fund {
+    my ($account, $amount) = @_;
+    my $r = ledger(POST => '/v1/admin/adjustments', $funder,
+        { account_id => $account->{id}, amount => $amount,
+          currency => $account->{currency}, direction => 'credit',
+          reason => 'test funding' },
+        { 'Idempotency-Key' => key() });
+    die "could not fund $account->{id}: $r->{status} $r->{content}\n"
+        unless $r->{status} == 201;
+    return $r->{json};
+}
+
+# pay(identity, from, to, amount, [key, currency]) -> the answer.
+sub pay {
+    my ($id, $from, $to, $amount, $k, $currency) = @_;
+    return ledger(POST => '/v1/transfers', $id,
+        { from_account_id => $from->{id}, to_account_id => $to->{id},
+          amount => $amount, currency => $currency // $from->{currency} },
+        { 'Idempotency-Key' => $k // key() });
+}
+
+# problem_ok(answer, status, pointer or undef, detail regex, name)
+sub problem_ok {
+    my ($r, $status, $pointer, $detail_re, $name) = @_;
+    my $ok = is $r->{status}, $status, "$name: $status";
+    $ok &&= is $r->{headers}{'content-type'}, 'application/problem+json',
+        "$name: problem+json";
+    $ok &&= is $r->{json}{request_id}, $r->{headers}{'x-request-id'},
+        "$name: request_id";
+    $ok &&= like $r->{json}{detail} // '', $detail_re, "$name: detail"
+        if $detail_re;
+    if (defined $pointer) {
+        my @p = map { $_->{pointer} } @{ $r->{json}{errors} || [] };
+        $ok &&= ok((grep { $_ eq $pointer } @p), "$name: names $pointer")
+            or diag "errors: " . $json->encode($r->{json}{errors} || []);
+    }
+    diag "answer: $r->{status} $r->{content}" unless $ok;
+    return $ok;
+}
+
+# psql_super(SQL) -> (exit status, output with errors) as the superuser.
+sub psql_super {
+    my ($sql) = @_;
+    my $pid = open my $fh, '-|';
+    die "cannot fork: $!" unless defined $pid;
+    if (!$pid) {
+        open STDERR, '>&', \*STDOUT;
+        exec 'psql', '-X', '-w', '-q', '-tA', '-U', 'postgres',
+            '-v', 'ON_ERROR_STOP=1', '-c', $sql;
+        exit 127;
+    }
+    my $out = do { local $/; <$fh> } // '';
+    close $fh;
+    chomp $out;
+    return ($? >> 8, $out);
+}
+
+sub sql_value { return psql_reader($_[0]) }
+
+# invariants_ok(name): what must hold over the whole ledger at any time.
+sub invariants_ok {
+    my ($name) = @_;
+    is sql_value(q{
+        select count(*) from (
+            select currency from ledger.accounts group by currency
+            having sum(debits_posted) <> sum(credits_posted)
+                or sum(debits_pending) <> sum(credits_pending)) x}), 0,
+        "$name: per currency, debits equal credits (double entry)";
+    is sql_value(q{
+        with moved as (
+            select debit_account_id as id, amount as d, 0 as c, status
+              from ledger.transfers
+            union all
+            select credit_account_id, 0, amount, status
+              from ledger.transfers),
+        sums as (
+            select id,
+                   sum(d) filter (where status = 'posted') as dp,
+                   sum(c) filter (where status = 'posted') as cp,
+                   sum(d) filter (where status = 'pending') as dpend,
+                   sum(c) filter (where status = 'pending') as cpend
+              from moved group by id)
+        select count(*) from ledger.accounts a left join sums s using (id)
+         where a.debits_posted <> coalesce(s.dp, 0)
+            or a.credits_posted <> coalesce(s.cp, 0)
+            or a.debits_pending <> coalesce(s.dpend, 0)
+            or a.credits_pending <> coalesce(s.cpend, 0)}), 0,
+        "$name: every account's totals recomputed from its transfers";
+    is sql_value(q{
+        select count(*) from ledger.accounts
+         where debits_must_not_exceed_credits
+           and debits_posted + debits_pending > credits_posted}), 0,
+        "$name: no wallet below zero available";
+    is sql_value(q{
+        select count(*)
+          from ledger.transfers t
+          full join (select subject, count(*) as n from ledger.outbox
+                      where type = 'ledger.transfer.posted'
+                      group by subject) o on o.subject = t.id::text
+         where t.id is null or o.n is distinct from 1}), 0,
+        "$name: one event per posted transfer, none without one";
+    is sql_value(q{
+        select count(*) from ledger.idempotency i
+         where i.code = 'ok'
+           and not exists (select from ledger.transfers t
+                            where t.id = i.transfer_id)}), 0,
+        "$name: every recorded success has its transfer";
+}
+
+1;
