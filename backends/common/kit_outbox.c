@@ -98,12 +98,17 @@ _Static_assert(KIT_OUTBOX_BATCH_MAX < (1 << OUTBOX_TAG_IDX_BITS),
     "a batch index must fit the delivery tag");
 
 
-/* The CTE lets one prepared statement insert and wake the relay. */
+/*
+ * The CTE lets one prepared statement insert and wake the relay.  The
+ * channel is kordon_outbox_<schema>, so a commit wakes only its own
+ * service's relay (the service role's search_path is its schema).
+ */
 static const char  outbox_insert_sql[] =
     "with e as ("
     "insert into outbox (topic, key, type, request_id, actor, subject, data)"
     " values ($1, $2, $3, $4, $5, $6, $7::jsonb) returning id) "
-    "select e.id, pg_notify('" OUTBOX_CHANNEL "', '') from e";
+    "select e.id, pg_notify('" OUTBOX_CHANNEL "_' || current_schema(), '')"
+    " from e";
 
 static const char  outbox_select_sql[] =
     "select id, topic, key, jsonb_build_object("
@@ -504,6 +509,29 @@ outbox_exec(const char *what, const char *sql, int nparams,
 }
 
 
+/*
+ * LISTEN on kordon_outbox_<schema>.  Returns the result, or NULL as
+ * outbox_exec() does.
+ */
+static PGresult *
+outbox_listen(void)
+{
+    char       sql[sizeof("listen ") + OUTBOX_SCHEMA_LEN_MAX * 2 + 32];
+    char      *ident;
+    char       channel[sizeof(OUTBOX_CHANNEL "_") + OUTBOX_SCHEMA_LEN_MAX];
+
+    snprintf(channel, sizeof(channel), OUTBOX_CHANNEL "_%s", relay.schema);
+    ident = PQescapeIdentifier(relay.conn, channel, strlen(channel));
+    if (ident == NULL) {
+        return NULL;
+    }
+    snprintf(sql, sizeof(sql), "listen %s", ident);
+    PQfreemem(ident);
+    return outbox_exec("listen for new events", sql, 0, NULL,
+                       PGRES_COMMAND_OK);
+}
+
+
 /* Server notices (e.g. "terminating connection") go to the log, not stderr. */
 static void
 outbox_on_notice(void *arg, const char *message)
@@ -634,8 +662,7 @@ outbox_lead(void)
         return got == 0 ? OUTBOX_LEADER_RETRY_MS : outbox_backoff();
     }
 
-    res = outbox_exec("listen on \"" OUTBOX_CHANNEL "\"",
-                      "listen " OUTBOX_CHANNEL, 0, NULL, PGRES_COMMAND_OK);
+    res = outbox_listen();
     if (res == NULL) {
         outbox_disconnect();              /* also drops the lock */
         return outbox_backoff();

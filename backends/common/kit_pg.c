@@ -39,6 +39,7 @@
 #define KIT_PG_BACKOFF_BASE_MS     5
 #define KIT_PG_BACKOFF_MAX_MS      250
 #define KIT_PG_STOP_WAIT_MS        5000
+#define KIT_PG_ALIVE_READS_MAX  4
 #define KIT_PG_NOTIFIES_MAX        64
 #define KIT_PG_ERR_MAX             512
 
@@ -226,31 +227,37 @@ kit_pg_drop(kit_pg_t *pg)
 
 /*
  * 1 when an idle connection still looks usable: nothing to read on its
- * socket, or only notices and notifications that leave it good.
+ * socket, or only notices and notifications that leave it good.  A server
+ * that stops sends an error and then closes; libpq sees the close only on
+ * a later read, so read until the socket is quiet (bounded).
  */
 static int
 kit_pg_alive(PGconn *c)
 {
     struct pollfd  p;
     PGnotify      *n;
-    int            i;
+    int            i, r;
 
-    if (PQstatus(c) != CONNECTION_OK) {
-        return 0;
+    for (r = 0; r < KIT_PG_ALIVE_READS_MAX; r++) {
+        if (PQstatus(c) != CONNECTION_OK) {
+            return 0;
+        }
+        p.fd = PQsocket(c);
+        p.events = POLLIN;
+        if (poll(&p, 1, 0) <= 0) {
+            return 1;
+        }
+        if (!PQconsumeInput(c)) {
+            return 0;
+        }
+        for (i = 0; i < KIT_PG_NOTIFIES_MAX && (n = PQnotifies(c)) != NULL;
+             i++)
+        {
+            PQfreemem(n);
+        }
     }
-    p.fd = PQsocket(c);
-    p.events = POLLIN;
-    if (poll(&p, 1, 0) <= 0) {
-        return 1;
-    }
-    if (!PQconsumeInput(c)) {
-        return 0;
-    }
-    for (i = 0; i < KIT_PG_NOTIFIES_MAX && (n = PQnotifies(c)) != NULL; i++)
-    {
-        PQfreemem(n);
-    }
-    return PQstatus(c) == CONNECTION_OK;
+    /* Still talking after that many reads: not an idle connection. */
+    return 0;
 }
 
 
