@@ -149,6 +149,8 @@ const char *kit_req_body(const kit_req_t *req, size_t *len);
 /* Parsed body of a KIT_ROUTE_JSON route; borrowed, never NULL there. */
 json_t *kit_req_json(const kit_req_t *req);
 const kit_identity_t *kit_req_identity(const kit_req_t *req);
+/* 1 when content_type is application/json (any case, parameters allowed). */
+int kit_is_json_type(const char *content_type);
 /* 1 when the comma-separated roles contain role. */
 int kit_req_has_role(const kit_req_t *req, const char *role);
 

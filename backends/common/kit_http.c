@@ -715,9 +715,8 @@ kit_http_identity(kit_req_t *req)
 }
 
 
-/* "application/json", any case, optionally followed by parameters. */
-static int
-kit_http_is_json(const char *ct)
+int
+kit_is_json_type(const char *ct)
 {
     static const char  want[] = "application/json";
     size_t             n = sizeof(want) - 1;
@@ -743,7 +742,7 @@ kit_http_body_head(kit_req_t *req)
 
     if (req->route->flags & KIT_ROUTE_JSON) {
         ct = kit_req_header(req, "Content-Type");
-        if (!kit_http_is_json(ct)) {
+        if (!kit_is_json_type(ct)) {
             snprintf(detail, sizeof(detail), "content type \"%s\" is not "
                      "\"application/json\"", ct != NULL ? ct : "");
             kit_reply_problem(req, 415, NULL, detail);

@@ -39,23 +39,6 @@ ledger_is_staff(kit_req_t *req)
 }
 
 
-/* "application/json", any case, optionally followed by parameters. */
-static int
-ledger_is_json(const char *ct)
-{
-    static const char  want[] = "application/json";
-    size_t             n = sizeof(want) - 1;
-
-    if (ct == NULL) {
-        return 0;
-    }
-    ct += strspn(ct, " \t");
-    return strncasecmp(ct, want, n) == 0
-           && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '
-               || ct[n] == '\t');
-}
-
-
 json_t *
 ledger_request_body(kit_req_t *req)
 {
@@ -66,7 +49,7 @@ ledger_request_body(kit_req_t *req)
     int          status;
 
     ct = kit_req_header(req, "Content-Type");
-    if (!ledger_is_json(ct)) {
+    if (!kit_is_json_type(ct)) {
         snprintf(detail, sizeof(detail), "content type \"%.64s\" is not "
                  "\"application/json\"", ct != NULL ? ct : "");
         kit_reply_problem(req, 415, NULL, detail);
