@@ -3,7 +3,10 @@
 #
 # KORDON_RUN         state directory (default <repo>/.run); the end-to-end
 #                    tests use .run/e2e so a running dev stack is untouched
-# KORDON_PORT_SHIFT  added to every port (default 0; the tests use 20000)
+# KORDON_PORT_SHIFT  added to every port (default 0; the tests use 10000,
+#                    the bench 12000).  Every port stays below 32768, out
+#                    of Linux's ephemeral range (32768-60999): a port in it
+#                    may be taken at any moment by an outgoing connection
 # KORDON_BUILD       build directory (default <repo>/build)
 # KORDON_FIXTURES    extra test-only services from t/fixtures to run
 
