@@ -97,6 +97,15 @@ $(BUILD)/t/test_%: $(BUILD)/obj/t/unit/test_%.o $(KIT_LIB) $(EDGE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# users: 2FA (liboath), social login (libcurl, libjwt).  Its unit tests
+# compile the files they test (as the ledger's do) and the OIDC fixture
+# signs id_tokens, so they link the same libraries.
+USERS_PKGS := libjwt liboath libcurl
+USERS_LIBS  = $(shell pkg-config --libs $(USERS_PKGS) 2>/dev/null)
+$(BUILD)/bin/kordon-users: LDLIBS += $(USERS_LIBS)
+$(BUILD)/t/test_users_%: LDLIBS += $(USERS_LIBS)
+$(BUILD)/t/fixture-oidc: LDLIBS += $(USERS_LIBS)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 run: all
