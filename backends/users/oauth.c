@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     char               name[USERS_OAUTH_NAME_MAX];
     char               issuer[USERS_OAUTH_URL_MAX];
+    const char        *issuer_alt;       /* NULL, or Google's bare host */
     char               client_id[USERS_OAUTH_CLIENT_MAX];
     char               client_secret[USERS_OAUTH_SECRET_MAX];
     char               redirect_uri[USERS_OAUTH_URL_MAX];
@@ -81,6 +82,7 @@ struct users_oauth_s {
 typedef struct {
     const char  *name;
     const char  *issuer;
+    const char  *issuer_alt;
     const char  *authorization_endpoint;
     const char  *token_endpoint;
     const char  *jwks_uri;
@@ -90,22 +92,23 @@ typedef struct {
 } users_oauth_preset_t;
 
 static const users_oauth_preset_t  users_oauth_presets[] = {
-    { "google", "https://accounts.google.com",
+    /* Google's id_tokens name either form of its issuer */
+    { "google", "https://accounts.google.com", "accounts.google.com",
       "https://accounts.google.com/o/oauth2/v2/auth",
       "https://oauth2.googleapis.com/token",
       "https://www.googleapis.com/oauth2/v3/certs",
       "openid email", NULL, 1 },
-    { "apple", "https://appleid.apple.com",
+    { "apple", "https://appleid.apple.com", NULL,
       "https://appleid.apple.com/auth/authorize",
       "https://appleid.apple.com/auth/token",
       "https://appleid.apple.com/auth/keys",
       "openid email", "form_post", 0 },
-    { "vk", NULL,
+    { "vk", NULL, NULL,
       "https://id.vk.com/authorize",
       "https://id.vk.com/oauth2/auth",
       NULL,
       "openid email", NULL, 0 },
-    { "oidc", NULL, NULL, NULL, NULL, "openid email", NULL, 1 },
+    { "oidc", NULL, NULL, NULL, NULL, NULL, "openid email", NULL, 1 },
 };
 
 
@@ -407,6 +410,8 @@ users_oauth_provider_load(users_oauth_provider_t *p, char *err,
     }
     p->response_mode = ps->response_mode;
     p->auth_basic = ps->auth_basic;
+    p->issuer_alt = ps->issuer != NULL && strcmp(p->issuer, ps->issuer) == 0
+                    ? ps->issuer_alt : NULL;
     auth = users_oauth_env(p->name, "TOKEN_AUTH", var, sizeof(var));
     if (auth != NULL) {
         if (strcmp(auth, "basic") != 0 && strcmp(auth, "post") != 0) {
@@ -1038,7 +1043,10 @@ users_oauth_claims_check(users_oauth_provider_t *p, json_t *c,
 
     now = time(NULL);
     s = json_string_value(json_object_get(c, "iss"));
-    if (s == NULL || strcmp(s, p->issuer) != 0) {
+    if (s == NULL || (strcmp(s, p->issuer) != 0
+                      && (p->issuer_alt == NULL
+                          || strcmp(s, p->issuer_alt) != 0)))
+    {
         return "id_token issuer is not the provider's";
     }
     if (!users_oauth_aud_ok(c, p->client_id)) {
@@ -1311,7 +1319,8 @@ users_oauth_exchange(users_oauth_provider_t *p, const char *endpoint,
     user = curl_easy_escape(NULL, p->client_id, 0);
     pass = curl_easy_escape(NULL, p->client_secret, 0);
     rc = USERS_OAUTH_ERROR;
-    users_oauth_err(err, errlen, "out of memory");
+    users_oauth_err(err, errlen, "out of memory, or the token request is "
+                    "too long");
     if (form != NULL && user != NULL && pass != NULL
         && users_oauth_token_form(p, cb, pd, form, USERS_OAUTH_SECRET_MAX * 4)
            == 0)

@@ -59,7 +59,8 @@
  *                     endpoint); preset's, else basic
  *   Every URL is https, or http on a loopback host (tests).
  *
- * Presets: google (accounts.google.com), apple (appleid.apple.com;
+ * Presets: google (accounts.google.com; its id_tokens' iss may also be
+ * the bare host name), apple (appleid.apple.com;
  * response_mode=form_post, email_verified arrives as the string "true"),
  * vk (VK ID, id.vk.com, OAuth 2.1 with PKCE; VK's id_token carries masked
  * contact data and VK publishes no JWKS address we could pin, so

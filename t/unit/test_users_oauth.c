@@ -735,6 +735,7 @@ test_config(void **state)
     users_oauth_start_t   st;
     users_oauth_t        *o;
     const char           *want;
+    json_t               *c;
     char                  v[256];
 
     /* google: the preset's endpoints, no network needed to start */
@@ -749,6 +750,17 @@ test_config(void **state)
     assert_int_equal(query_get(st.url, "redirect_uri", v, sizeof(v)), 0);
     assert_string_equal(v, "http://127.0.0.1:9/v1/auth/oauth/google/"
                         "callback");
+    /* Google's id_tokens may name its issuer without the scheme */
+    c = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}",
+                  "iss", "accounts.google.com", "aud", "g-1",
+                  "exp", (json_int_t) time(NULL) + 60,
+                  "iat", (json_int_t) time(NULL), "nonce", "n", "sub", "1");
+    assert_null(users_oauth_claims_check(&o->p[0], c, "n"));
+    json_object_set_new(c, "iss", json_string("https://accounts.google.com"));
+    assert_null(users_oauth_claims_check(&o->p[0], c, "n"));
+    json_object_set_new(c, "iss", json_string("accounts.google.com.evil"));
+    assert_non_null(users_oauth_claims_check(&o->p[0], c, "n"));
+    json_decref(c);
     users_oauth_free(o);
 
     /* apple asks for form_post */
