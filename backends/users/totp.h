@@ -20,7 +20,9 @@
  *                        step as totp_last_step in the same transaction
  *                        (UPDATE ... WHERE totp_last_step < step, so two
  *                        racing requests with one code cannot both pass);
- *                        USERS_TOTP_REPLAY means the code was already used
+ *                        USERS_TOTP_REPLAY means the code was already used;
+ *                        the caller bounds the tries (the brute-force
+ *                        guard): each guess has 3 chances in 10^6
  *   recovery code:       i = users_recovery_match(input, hashes, n);
  *                        i >= 0: mark hashes[i] used in the same
  *                        transaction; -1: refuse

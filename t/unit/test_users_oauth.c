@@ -9,7 +9,8 @@
  * code, a wrong PKCE verifier, an id_token signed by another key, with alg
  * none or HS256 keyed by the public key, with a wrong nonce, audience or
  * issuer, or expired.  The JWKS is fetched once and again on rotation.
- * Configuration: presets, required variables, https only.
+ * The person logging in is chosen by query or header.  Configuration:
+ * presets, required variables, https only.
  *
  * oauth.c is compiled into the test itself, as the ledger's tests do.
  */
@@ -148,16 +149,25 @@ query_get(const char *url, const char *name, char *out, size_t outlen)
 }
 
 
+/* The request header authorize() sends, NULL for none. */
+static const char  *browser_header;
+
+
 /* GETs url; the status, and the Location (if any) into loc. */
 static long
 http_get(const char *url, char *loc, size_t loclen, users_oauth_buf_t *b)
 {
-    char  *redirect = NULL;
-    long   status = 0;
-    CURL  *h;
+    struct curl_slist  *hdr = NULL;
+    char               *redirect = NULL;
+    long                status = 0;
+    CURL               *h;
 
     h = curl_easy_init();
     assert_non_null(h);
+    if (browser_header != NULL) {
+        hdr = curl_slist_append(NULL, browser_header);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    }
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, users_oauth_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
@@ -168,6 +178,7 @@ http_get(const char *url, char *loc, size_t loclen, users_oauth_buf_t *b)
         snprintf(loc, loclen, "%s", redirect ? redirect : "");
     }
     curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
     return status;
 }
 
@@ -399,6 +410,22 @@ test_unverified_email(void **state)
                            "&test_email_verified=false", &id),
                      USERS_OAUTH_OK);
     assert_string_equal(id.email, "x@y.z");
+    assert_int_equal(id.email_verified, 0);
+}
+
+
+static void
+test_user_from_header(void **state)
+{
+    users_oauth_identity_t  id;
+    int                     rc;
+
+    browser_header = "X-Test-User: apple-000123 bob@example.org false";
+    rc = login("local", NULL, &id);
+    browser_header = NULL;
+    assert_int_equal(rc, USERS_OAUTH_OK);
+    assert_string_equal(id.sub, "apple-000123");
+    assert_string_equal(id.email, "bob@example.org");
     assert_int_equal(id.email_verified, 0);
 }
 
@@ -862,6 +889,7 @@ main(int argc, char **argv)
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test_setup(test_full_flow, reset),
         cmocka_unit_test_setup(test_unverified_email, reset),
+        cmocka_unit_test_setup(test_user_from_header, reset),
         cmocka_unit_test_setup(test_client_secret_post, reset),
         cmocka_unit_test_setup(test_state_mismatch, reset),
         cmocka_unit_test_setup(test_state_unknown_or_used, reset),
