@@ -105,6 +105,7 @@ USERS_LIBS  = $(shell pkg-config --libs $(USERS_PKGS) 2>/dev/null)
 $(BUILD)/bin/kordon-users: LDLIBS += $(USERS_LIBS)
 $(BUILD)/t/test_users_%: LDLIBS += $(USERS_LIBS)
 $(BUILD)/t/fixture-oidc: LDLIBS += $(USERS_LIBS)
+$(BUILD)/t/test_users_oauth: | $(BUILD)/t/fixture-oidc
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -41,6 +41,7 @@ static char            issuer[64];
 static pid_t           fixture_pid;
 static users_oauth_t  *oa;
 static char            err[512];
+static char            secret_file[] = "/tmp/kordon-oauth-secret.XXXXXX";
 
 /* ---- the core's state store, in memory ---------------------------------- */
 
@@ -281,6 +282,7 @@ group_setup(void **state)
 {
     char   url[128];
     FILE  *f;
+    int    fd;
 
     fixture_start();
     /* "local": generic, discovered, client_secret_basic */
@@ -293,18 +295,13 @@ group_setup(void **state)
     setenv("KORDON_OAUTH_LOCALPOST_PRESET", "oidc", 1);
     setenv("KORDON_OAUTH_LOCALPOST_ISSUER", issuer, 1);
     setenv("KORDON_OAUTH_LOCALPOST_CLIENT_ID", CLIENT_ID, 1);
-    f = fopen("build/t/oauth-secret.tmp", "w");
-    if (f == NULL) {
-        f = fopen("/tmp/kordon-oauth-secret.tmp", "w");
-        setenv("KORDON_OAUTH_LOCALPOST_CLIENT_SECRET_FILE",
-               "/tmp/kordon-oauth-secret.tmp", 1);
-    } else {
-        setenv("KORDON_OAUTH_LOCALPOST_CLIENT_SECRET_FILE",
-               "build/t/oauth-secret.tmp", 1);
-    }
+    fd = mkstemp(secret_file);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
     assert_non_null(f);
     fprintf(f, "%s\n", CLIENT_SECRET);
     fclose(f);
+    setenv("KORDON_OAUTH_LOCALPOST_CLIENT_SECRET_FILE", secret_file, 1);
     setenv("KORDON_OAUTH_LOCALPOST_REDIRECT_URI", REDIRECT, 1);
     snprintf(url, sizeof(url), "%s/authorize", issuer);
     setenv("KORDON_OAUTH_LOCALPOST_AUTHORIZATION_ENDPOINT", url, 1);
@@ -336,7 +333,7 @@ group_teardown(void **state)
         kill(fixture_pid, SIGTERM);
         waitpid(fixture_pid, &status, 0);
     }
-    unlink(getenv("KORDON_OAUTH_LOCALPOST_CLIENT_SECRET_FILE"));
+    unlink(secret_file);
     return 0;
 }
 
