@@ -51,24 +51,28 @@ typedef struct {
     users_oauth_pending_t  p;
 } store_entry_t;
 
-static store_entry_t  store_entries[STORE_MAX];
+static store_entry_t    store_entries[STORE_MAX];
+static pthread_mutex_t  store_lock = PTHREAD_MUTEX_INITIALIZER;
 
 
 static int
 store_put(void *ctx, const char *provider, const users_oauth_pending_t *p)
 {
-    int  i;
+    int  i, rc = -1;
 
+    pthread_mutex_lock(&store_lock);
     for (i = 0; i < STORE_MAX; i++) {
         if (!store_entries[i].used) {
             store_entries[i].used = 1;
             snprintf(store_entries[i].provider, USERS_OAUTH_NAME_MAX, "%s",
                      provider);
             store_entries[i].p = *p;
-            return 0;
+            rc = 0;
+            break;
         }
     }
-    return -1;
+    pthread_mutex_unlock(&store_lock);
+    return rc;
 }
 
 
@@ -76,8 +80,9 @@ static int
 store_take(void *ctx, const char *provider, const char *state,
     users_oauth_pending_t *p)
 {
-    int  i;
+    int  i, rc = 1;
 
+    pthread_mutex_lock(&store_lock);
     for (i = 0; i < STORE_MAX; i++) {
         if (store_entries[i].used
             && strcmp(store_entries[i].provider, provider) == 0
@@ -85,10 +90,12 @@ store_take(void *ctx, const char *provider, const char *state,
         {
             *p = store_entries[i].p;
             store_entries[i].used = 0;
-            return 0;
+            rc = 0;
+            break;
         }
     }
-    return 1;
+    pthread_mutex_unlock(&store_lock);
+    return rc;
 }
 
 
@@ -700,6 +707,78 @@ test_jwks_cached_and_rotated(void **state)
 }
 
 
+/*
+ * One of several threads logging in at once, as the kit's pool would:
+ * no cmocka assertion here (they are not thread-safe), only a count of
+ * logins that ended with the right person.
+ */
+static void *
+concurrent_logins(void *arg)
+{
+    users_oauth_callback_t   cb;
+    users_oauth_identity_t   id;
+    users_oauth_start_t      st;
+    users_oauth_buf_t        b = { NULL, 0 };
+    char                     e[256], loc[USERS_OAUTH_AUTH_URL_MAX];
+    char                     code[128], st_q[128], *redirect;
+    CURL                    *h;
+    int                      i, *ok = arg;
+
+    for (i = 0; i < 5; i++) {
+        if (users_oauth_start(oa, "local", &store, &st, e, sizeof(e))
+            != USERS_OAUTH_OK || (h = curl_easy_init()) == NULL)
+        {
+            continue;
+        }
+        redirect = NULL;
+        curl_easy_setopt(h, CURLOPT_URL, st.url);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, users_oauth_write);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        if (curl_easy_perform(h) == CURLE_OK) {
+            curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &redirect);
+        }
+        snprintf(loc, sizeof(loc), "%s", redirect ? redirect : "");
+        curl_easy_cleanup(h);
+        free(b.data);
+        b.data = NULL;
+        b.len = 0;
+        memset(&cb, 0, sizeof(cb));
+        cb.state = st_q;
+        cb.state_cookie = st.pending.state;
+        cb.code = code;
+        if (query_get(loc, "code", code, sizeof(code)) == 0
+            && query_get(loc, "state", st_q, sizeof(st_q)) == 0
+            && users_oauth_callback(oa, "local", &cb, &store, &id, e,
+                                    sizeof(e)) == USERS_OAUTH_OK
+            && strcmp(id.sub, "248289761001") == 0)
+        {
+            (*ok)++;
+        }
+    }
+    return NULL;
+}
+
+
+static void
+test_concurrent_logins(void **state)
+{
+    pthread_t  t[4];
+    int        ok[4] = { 0 }, i;
+
+    /* a stale cache: the threads meet at the refetch, under the lock */
+    oa->p[0].jwks_fetched -= USERS_OAUTH_JWKS_TTL_S + 1;
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, concurrent_logins,
+                                        &ok[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(ok[i], 5);
+    }
+    assert_int_equal(store_count(), 0);
+}
+
+
 /* ---- providers -------------------------------------------------------- */
 
 static void
@@ -902,6 +981,7 @@ main(int argc, char **argv)
         cmocka_unit_test_setup(test_wrong_issuer, reset),
         cmocka_unit_test_setup(test_expired_token, reset),
         cmocka_unit_test_setup(test_jwks_cached_and_rotated, reset),
+        cmocka_unit_test_setup(test_concurrent_logins, reset),
         cmocka_unit_test_setup(test_unknown_and_unreachable, reset),
         cmocka_unit_test_setup(test_config, reset),
         cmocka_unit_test(test_es256_jwk),
