@@ -63,6 +63,7 @@ typedef struct {
     char               scopes[USERS_OAUTH_SCOPES_MAX];
     const char        *response_mode;    /* NULL or "form_post" */
     int                auth_basic;
+    int                trust_email;      /* its email_verified means it */
 
     pthread_mutex_t    lock;             /* guards everything below */
     char               authorization_endpoint[USERS_OAUTH_URL_MAX];
@@ -89,6 +90,7 @@ typedef struct {
     const char  *scopes;
     const char  *response_mode;
     int          auth_basic;
+    int          trust_email;
 } users_oauth_preset_t;
 
 static const users_oauth_preset_t  users_oauth_presets[] = {
@@ -97,18 +99,18 @@ static const users_oauth_preset_t  users_oauth_presets[] = {
       "https://accounts.google.com/o/oauth2/v2/auth",
       "https://oauth2.googleapis.com/token",
       "https://www.googleapis.com/oauth2/v3/certs",
-      "openid email", NULL, 1 },
+      "openid email", NULL, 1, 1 },
     { "apple", "https://appleid.apple.com", NULL,
       "https://appleid.apple.com/auth/authorize",
       "https://appleid.apple.com/auth/token",
       "https://appleid.apple.com/auth/keys",
-      "openid email", "form_post", 0 },
+      "openid email", "form_post", 0, 1 },
     { "vk", NULL, NULL,
       "https://id.vk.com/authorize",
       "https://id.vk.com/oauth2/auth",
       NULL,
-      "openid email", NULL, 0 },
-    { "oidc", NULL, NULL, NULL, NULL, NULL, "openid email", NULL, 1 },
+      "openid email", NULL, 0, 0 },     /* VK's email is masked */
+    { "oidc", NULL, NULL, NULL, NULL, NULL, "openid email", NULL, 1, 1 },
 };
 
 
@@ -410,6 +412,7 @@ users_oauth_provider_load(users_oauth_provider_t *p, char *err,
     }
     p->response_mode = ps->response_mode;
     p->auth_basic = ps->auth_basic;
+    p->trust_email = ps->trust_email;
     p->issuer_alt = ps->issuer != NULL && strcmp(p->issuer, ps->issuer) == 0
                     ? ps->issuer_alt : NULL;
     auth = users_oauth_env(p->name, "TOKEN_AUTH", var, sizeof(var));
@@ -551,6 +554,17 @@ int
 users_oauth_has(users_oauth_t *oa, const char *provider)
 {
     return users_oauth_find(oa, provider) != NULL;
+}
+
+
+int
+users_oauth_form_post(users_oauth_t *oa, const char *provider)
+{
+    users_oauth_provider_t  *p;
+
+    p = users_oauth_find(oa, provider);
+    return p != NULL && p->response_mode != NULL
+           && strcmp(p->response_mode, "form_post") == 0;
 }
 
 
@@ -1093,10 +1107,11 @@ users_oauth_identity(users_oauth_provider_t *p, json_t *c,
         snprintf(id->email, sizeof(id->email), "%s", email);
         v = json_object_get(c, "email_verified");
         /* Apple sends the string "true" */
-        id->email_verified = json_is_true(v)
-                             || (json_is_string(v)
-                                 && strcmp(json_string_value(v), "true")
-                                    == 0);
+        id->email_verified = p->trust_email
+                             && (json_is_true(v)
+                                 || (json_is_string(v)
+                                     && strcmp(json_string_value(v),
+                                               "true") == 0));
     }
 }
 

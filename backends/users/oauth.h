@@ -12,7 +12,10 @@
  *       rc = users_oauth_start(oa, provider, &store, &st, err, errlen);
  *       OK: Set-Cookie: kordon_oauth_state=<st.pending.state>; HttpOnly;
  *           Secure; SameSite=Lax; Path=/v1/auth/oauth/; Max-Age=600
- *           and 302 Location: st.url
+ *           and 302 Location: st.url.  When users_oauth_form_post() is 1
+ *           (Apple) the cookie needs SameSite=None instead: the provider's
+ *           page POSTs to the callback cross-site, and a Lax cookie does
+ *           not travel with a cross-site POST
  *
  *   GET /v1/auth/oauth/{provider}/callback (POST with a form body too,
  *   for Apple, whose callback is form_post when email is asked for):
@@ -64,8 +67,8 @@
  * response_mode=form_post, email_verified arrives as the string "true"),
  * vk (VK ID, id.vk.com, OAuth 2.1 with PKCE; VK's id_token carries masked
  * contact data and VK publishes no JWKS address we could pin, so
- * KORDON_OAUTH_VK_ISSUER and _JWKS_URI must be given, and a VK identity
- * never links by email).
+ * KORDON_OAUTH_VK_ISSUER and _JWKS_URI must be given; its email is never
+ * reported verified, so a VK identity never links by email).
  *
  * Outbound HTTP is libcurl, blocking, on the calling pool thread, with
  * USERS_OAUTH_HTTP_TIMEOUT_MS per request and USERS_OAUTH_HTTP_BODY_MAX
@@ -160,6 +163,9 @@ void users_oauth_free(users_oauth_t *oa);
 
 /* 1 when the provider is configured. */
 int users_oauth_has(users_oauth_t *oa, const char *provider);
+
+/* 1 when the provider answers the callback with a POST (form_post). */
+int users_oauth_form_post(users_oauth_t *oa, const char *provider);
 
 /*
  * A new login: state, nonce and PKCE verifier from the CSPRNG, kept by

@@ -835,11 +835,12 @@ config(const char *name, const char *vars)
 static void
 test_config(void **state)
 {
-    users_oauth_start_t   st;
-    users_oauth_t        *o;
-    const char           *want;
-    json_t               *c;
-    char                  v[256];
+    users_oauth_identity_t   id;
+    users_oauth_start_t      st;
+    users_oauth_t           *o;
+    const char              *want;
+    json_t                  *c;
+    char                     v[256];
 
     /* google: the preset's endpoints, no network needed to start */
     o = config("google", "KORDON_OAUTH_GOOGLE_CLIENT_ID=g-1;"
@@ -874,6 +875,28 @@ test_config(void **state)
                                        sizeof(err)), USERS_OAUTH_OK);
     assert_int_equal(query_get(st.url, "response_mode", v, sizeof(v)), 0);
     assert_string_equal(v, "form_post");
+    assert_true(users_oauth_form_post(o, "apple"));
+    /* Apple's email_verified is a string */
+    c = json_pack("{s:s, s:s, s:s}", "sub", "000123.abc", "email",
+                  "a@privaterelay.appleid.com", "email_verified", "true");
+    users_oauth_identity(&o->p[0], c, &id);
+    assert_int_equal(id.email_verified, 1);
+    json_decref(c);
+    users_oauth_free(o);
+
+    /* vk: its email is masked, never reported verified */
+    o = config("vk", "KORDON_OAUTH_VK_CLIENT_ID=c;"
+               "KORDON_OAUTH_VK_CLIENT_SECRET=x;"
+               "KORDON_OAUTH_VK_ISSUER=https://id.vk.com;"
+               "KORDON_OAUTH_VK_JWKS_URI=https://id.vk.com/jwks");
+    assert_non_null(o);
+    assert_false(users_oauth_form_post(o, "vk"));
+    c = json_pack("{s:s, s:s, s:b}", "sub", "1", "email", "i***@mail.ru",
+                  "email_verified", 1);
+    users_oauth_identity(&o->p[0], c, &id);
+    assert_string_equal(id.email, "i***@mail.ru");
+    assert_int_equal(id.email_verified, 0);
+    json_decref(c);
     users_oauth_free(o);
 
     /* refused, each naming its variable */
