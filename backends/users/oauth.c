@@ -378,7 +378,8 @@ users_oauth_provider_load(users_oauth_provider_t *p, char *err,
 {
     const users_oauth_preset_t  *ps;
     const char                  *base, *auth;
-    char                         def[USERS_OAUTH_URL_MAX], var[96];
+    char                         def[USERS_OAUTH_URL_MAX];
+    char                         var[USERS_OAUTH_ENV_MAX];
 
     ps = users_oauth_preset(p, err, errlen);
     if (ps == NULL) {
@@ -405,9 +406,9 @@ users_oauth_provider_load(users_oauth_provider_t *p, char *err,
         return -1;
     }
     if (strstr(p->scopes, "openid") == NULL) {
-        users_oauth_err(err, errlen, "environment variable \"KORDON_OAUTH_"
-                        "%s_SCOPES\" is malformed: openid is missing",
-                        p->name);
+        (void) users_oauth_env(p->name, "SCOPES", var, sizeof(var));
+        users_oauth_err(err, errlen, "environment variable \"%s\" is "
+                        "malformed: openid is missing", var);
         return -1;
     }
     p->response_mode = ps->response_mode;

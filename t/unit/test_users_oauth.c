@@ -916,6 +916,11 @@ test_config(void **state)
                        "KORDON_OAUTH_ACME_TOKEN_ENDPOINT=https://a.example/t"
                        ));
     assert_non_null(strstr(err, "AUTHORIZATION_ENDPOINT"));
+    assert_null(config("acme", "KORDON_OAUTH_ACME_CLIENT_ID=c;"
+                       "KORDON_OAUTH_ACME_CLIENT_SECRET=x;"
+                       "KORDON_OAUTH_ACME_ISSUER=https://a.example;"
+                       "KORDON_OAUTH_ACME_SCOPES=email profile"));
+    assert_non_null(strstr(err, "\"KORDON_OAUTH_ACME_SCOPES\" is malformed"));
     assert_null(config("Acme", ""));
     assert_non_null(strstr(err, "KORDON_OAUTH_PROVIDERS"));
     assert_null(config("acme,acme", ""));
