@@ -23,7 +23,9 @@ Every block gets C<kordon_openapi openapi.json;> in its http block
 (unless it has C<--- no_openapi>) and problem_config() in its server,
 and its C<--- openapi> section (default: C<$Kordon::OpenAPI::DOC>, a
 small document using every keyword the validator knows; with
-C<--- real_openapi>, the real one) written to SERVROOT/conf/openapi.json.  C<$TEST_NGINX_OPENAPI_REAL> is the real
+C<--- real_openapi>, the real one) written to SERVROOT/conf/openapi.json.  C<$Kordon::OpenAPI::CONFIG> and C<$Kordon::OpenAPI::MORE_HEADERS> are
+a file's defaults for blocks without those sections.
+C<$TEST_NGINX_OPENAPI_REAL> is the real
 document, build/openapi/openapi.json, as C<make> builds it from
 conf/openapi.yaml.
 
@@ -39,6 +41,10 @@ use Test::Kordon;
 my $Top = abs_path(dirname(__FILE__) . '/../../..');
 $ENV{TEST_NGINX_OPENAPI_REAL} = "$Top/build/openapi/openapi.json";
 $ENV{TEST_NGINX_SWAGGER_UI} = "$Top/build/openapi/swagger-ui";
+
+# a file's defaults for blocks without a config or more_headers section
+our $CONFIG;
+our $MORE_HEADERS;
 
 our $DOC = <<'JSON';
 {
@@ -165,7 +171,10 @@ add_block_preprocessor(sub {
         $block->set_value(http_config => "    kordon_openapi openapi.json;\n"
                                          . ($block->http_config // ''));
     }
-    $block->set_value(config => problem_config() . ($block->config // ''));
+    $block->set_value(config => problem_config()
+                                . ($block->config // $CONFIG // ''));
+    $block->set_value(more_headers => $MORE_HEADERS)
+        if defined $MORE_HEADERS && !defined $block->more_headers;
 });
 
 
