@@ -23,7 +23,8 @@ Every block gets C<kordon_openapi openapi.json;> in its http block
 (unless it has C<--- no_openapi>) and problem_config() in its server,
 and its C<--- openapi> section (default: C<$Kordon::OpenAPI::DOC>, a
 small document using every keyword the validator knows; with
-C<--- real_openapi>, the real one) written to SERVROOT/conf/openapi.json.  C<$Kordon::OpenAPI::CONFIG> and C<$Kordon::OpenAPI::MORE_HEADERS> are
+C<--- real_openapi>, the real one; with C<--- schema>, a document
+whose only operation, POST /s, takes that schema) written to SERVROOT/conf/openapi.json.  C<$Kordon::OpenAPI::CONFIG> and C<$Kordon::OpenAPI::MORE_HEADERS> are
 a file's defaults for blocks without those sections.
 C<$TEST_NGINX_OPENAPI_REAL> is the real
 document, build/openapi/openapi.json, as C<make> builds it from
@@ -162,7 +163,9 @@ JSON
 add_block_preprocessor(sub {
     my $block = shift;
     my $root = servroot();
-    my $doc = defined $block->real_openapi ? real() : ($block->openapi // $DOC);
+    my $doc = defined $block->real_openapi ? real()
+              : defined $block->schema ? schema_doc($block->schema)
+              : ($block->openapi // $DOC);
     open my $fh, '>', "$root/conf/openapi.json"
         or die "cannot write $root/conf/openapi.json: $!";
     print $fh $doc;
@@ -177,6 +180,15 @@ add_block_preprocessor(sub {
         if defined $MORE_HEADERS && !defined $block->more_headers;
 });
 
+
+# a document whose one schema, at /components/schemas/S, is $s
+sub schema_doc {
+    (my $s = shift) =~ s/\s+\z//;
+    return '{"openapi":"3.1.0","info":{"title":"t","version":"1"},'
+        . '"paths":{"/s":{"post":{"requestBody":{"content":'
+        . '{"application/json":{"schema":{"$ref":"#/components/schemas/S"}}}'
+        . '}}}},"components":{"schemas":{"S":' . $s . '}}}';
+}
 
 # the real document, as `make` built it
 sub real {
