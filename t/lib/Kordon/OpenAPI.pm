@@ -46,6 +46,7 @@ $ENV{TEST_NGINX_SWAGGER_UI} = "$Top/build/openapi/swagger-ui";
 # a file's defaults for blocks without a config or more_headers section
 our $CONFIG;
 our $MORE_HEADERS;
+our $REAL;          # every block uses the real document
 
 our $DOC = <<'JSON';
 {
@@ -163,7 +164,7 @@ JSON
 add_block_preprocessor(sub {
     my $block = shift;
     my $root = servroot();
-    my $doc = defined $block->real_openapi ? real()
+    my $doc = (defined $block->real_openapi || $REAL) ? real()
               : defined $block->schema ? schema_doc($block->schema)
               : ($block->openapi // $DOC);
     open my $fh, '>', "$root/conf/openapi.json"
