@@ -200,7 +200,7 @@ ngx_http_kordon_openapi_validate(ngx_http_request_t *r,
 {
     ngx_int_t                            rc;
     ngx_str_t                            body;
-    kordon_oa_report_t                  *report;
+    kordon_oa_report_t                   report_store, *report;
     ngx_http_kordon_openapi_srv_conf_t  *oscf;
 
     ctx->done = 1;
@@ -211,11 +211,9 @@ ngx_http_kordon_openapi_validate(ngx_http_request_t *r,
 
     oscf = ngx_http_get_module_srv_conf(r, ngx_http_kordon_openapi_module);
 
-    report = ngx_palloc(r->pool, sizeof(kordon_oa_report_t));
-    if (report == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
+    /* on the stack (16 KiB): a valid request, the usual one, costs no
+     * allocation for it; an invalid one is rendered before we return */
+    report = &report_store;
     kordon_oa_report_init(report);
 
     kordon_oa_check_params(oscf->doc, ctx->op, &ctx->match,
