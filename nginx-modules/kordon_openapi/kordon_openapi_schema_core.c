@@ -26,6 +26,7 @@
  */
 
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1484,9 +1485,7 @@ kordon_oa_is_uuid(const char *s, size_t len)
                 return 0;
             }
 
-        } else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')
-                     || (s[i] >= 'A' && s[i] <= 'F')))
-        {
+        } else if (!isxdigit((unsigned char) s[i])) {
             return 0;
         }
     }

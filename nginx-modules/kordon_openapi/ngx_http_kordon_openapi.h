@@ -42,6 +42,7 @@ ngx_http_kordon_openapi_ctx_t *ngx_http_kordon_openapi_route(
 
 
 extern ngx_module_t  ngx_http_kordon_openapi_module;
+extern ngx_int_t     ngx_http_kordon_openapi_route_index;
 
 
 #endif /* _NGX_HTTP_KORDON_OPENAPI_H_INCLUDED_ */

@@ -31,6 +31,8 @@
 
 static ngx_int_t ngx_http_kordon_openapi_precheck(ngx_http_request_t *r,
     ngx_http_kordon_openapi_ctx_t *ctx);
+static ngx_int_t ngx_http_kordon_openapi_media_type(ngx_http_request_t *r,
+    ngx_http_kordon_openapi_ctx_t *ctx);
 static void ngx_http_kordon_openapi_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_kordon_openapi_validate(ngx_http_request_t *r,
     ngx_http_kordon_openapi_ctx_t *ctx);
@@ -76,17 +78,27 @@ ngx_http_kordon_openapi_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /*
+     * cache $kordon_openapi_route now: the value outlives an error_page
+     * redirect, so the log phase labels an error with the route asked for
+     */
+    (void) ngx_http_get_indexed_variable(r,
+                                         ngx_http_kordon_openapi_route_index);
+
     rc = ngx_http_kordon_openapi_precheck(r, ctx);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    if (ctx->op == NULL || !kordon_oa_has_body(ctx->op)
-        || (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked))
-    {
+    if (!kordon_oa_has_body(ctx->op)) {
         return ngx_http_kordon_openapi_validate(r, ctx);
     }
 
+    /*
+     * read whatever body there is, even without Content-Length or
+     * chunked: an HTTP/2 request has neither and may still carry DATA
+     * frames; with no body the callback comes at once
+     */
     rc = ngx_http_read_client_request_body(r,
                                         ngx_http_kordon_openapi_body_handler);
 
@@ -109,7 +121,6 @@ ngx_http_kordon_openapi_precheck(ngx_http_request_t *r,
 {
     u_char            allow[128];
     size_t            len, max;
-    ngx_str_t         type;
     ngx_table_elt_t  *h;
 
     if (ctx->path == NULL) {
@@ -146,7 +157,7 @@ ngx_http_kordon_openapi_precheck(ngx_http_request_t *r,
     if (!kordon_oa_has_body(ctx->op)
         || (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked))
     {
-        return NGX_OK;
+        return NGX_OK;      /* a body without either: checked once read */
     }
 
     max = kordon_oa_body_max(ctx->op);
@@ -157,6 +168,17 @@ ngx_http_kordon_openapi_precheck(ngx_http_request_t *r,
                                   "the body is larger than the %uz bytes "
                                   "this operation takes", max);
     }
+
+    return ngx_http_kordon_openapi_media_type(r, ctx);
+}
+
+
+/* step 4: NGX_OK when the Content-Type is one the operation takes */
+static ngx_int_t
+ngx_http_kordon_openapi_media_type(ngx_http_request_t *r,
+    ngx_http_kordon_openapi_ctx_t *ctx)
+{
+    ngx_str_t  type;
 
     if (r->headers_in.content_type != NULL) {
         type = r->headers_in.content_type->value;
@@ -234,6 +256,13 @@ ngx_http_kordon_openapi_validate(ngx_http_request_t *r,
                                   "the body is larger than the %uz bytes "
                                   "this operation takes",
                                   kordon_oa_body_max(ctx->op));
+        }
+
+        if (body.len > 0) {
+            rc = ngx_http_kordon_openapi_media_type(r, ctx);
+            if (rc != NGX_OK) {
+                return rc;
+            }
         }
     }
 

@@ -16,7 +16,9 @@
  * $kordon_openapi_route is the path template the request matched
  * ("/v1/accounts/{id}"), empty when none did: a route label without ids
  * in it, for metrics and logs.  It is looked up once per request, by
- * the validator or by the first reader of the variable.
+ * the validator or by the first reader of the variable, and cached: the
+ * validator reads it first, so after an error_page redirect the log
+ * still sees the route the client asked for.
  */
 
 
@@ -78,6 +80,9 @@ static ngx_http_module_t  ngx_http_kordon_openapi_module_ctx = {
 };
 
 
+ngx_int_t  ngx_http_kordon_openapi_route_index;
+
+
 ngx_module_t  ngx_http_kordon_openapi_module = {
     NGX_MODULE_V1,
     &ngx_http_kordon_openapi_module_ctx,   /* module context */
@@ -94,11 +99,11 @@ ngx_module_t  ngx_http_kordon_openapi_module = {
 };
 
 
+/* cacheable: the validator caches it before any error_page redirect */
 static ngx_http_variable_t  ngx_http_kordon_openapi_vars[] = {
 
     { ngx_string("kordon_openapi_route"), NULL,
-      ngx_http_kordon_openapi_route_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_kordon_openapi_route_variable, 0, 0, 0 },
 
       ngx_http_null_variable
 };
@@ -282,7 +287,7 @@ ngx_http_kordon_openapi_route_variable(ngx_http_request_t *r,
     v->data = (u_char *) t;
     v->len = ngx_strlen(t);
     v->valid = 1;
-    v->no_cacheable = 0;
+    v->no_cacheable = 0;        /* see ngx_http_kordon_openapi_vars */
     v->not_found = 0;
 
     return NGX_OK;
@@ -390,6 +395,7 @@ ngx_http_kordon_openapi_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t
 ngx_http_kordon_openapi_init(ngx_conf_t *cf)
 {
+    ngx_str_t                   name;
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
@@ -401,6 +407,14 @@ ngx_http_kordon_openapi_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_kordon_openapi_handler;
+
+    ngx_str_set(&name, "kordon_openapi_route");
+
+    ngx_http_kordon_openapi_route_index = ngx_http_get_variable_index(cf,
+                                                                      &name);
+    if (ngx_http_kordon_openapi_route_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
