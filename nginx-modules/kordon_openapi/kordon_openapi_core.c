@@ -97,6 +97,9 @@ static const char  *kordon_oa_op_skip[] = {
 
 static int kordon_oa_compile_path(kordon_oa_doc_t *doc, const char *key,
     json_t *node, const char *ptr);
+static kordon_oa_op_t *kordon_oa_new_op(kordon_oa_doc_t *doc,
+    kordon_oa_path_t *path, json_t *shared, json_t *node, const char *ptr,
+    const char *key);
 static int kordon_oa_split_template(kordon_oa_arena_t *a,
     kordon_oa_path_t *p, const char *ptr);
 static int kordon_oa_compile_op(kordon_oa_doc_t *doc, kordon_oa_path_t *p,
@@ -106,6 +109,8 @@ static int kordon_oa_compile_params(kordon_oa_arena_t *a,
 static int kordon_oa_compile_param(kordon_oa_arena_t *a,
     kordon_oa_path_t *p, kordon_oa_param_t *param, json_t *node,
     const char *ptr);
+static int kordon_oa_param_in(kordon_oa_arena_t *a, kordon_oa_path_t *p,
+    kordon_oa_param_t *param, const char *in, const char *ptr);
 static int kordon_oa_check_template(kordon_oa_arena_t *a,
     kordon_oa_path_t *p, kordon_oa_op_t *op, const char *ptr);
 static int kordon_oa_compile_body(kordon_oa_arena_t *a, kordon_oa_op_t *op,
@@ -241,6 +246,7 @@ kordon_oa_compile_path(kordon_oa_doc_t *doc, const char *key, json_t *node,
         return kordon_oa_fail(a, ptr, "a path item must be an object");
     }
 
+
     path = kordon_oa_alloc(a, sizeof(kordon_oa_path_t));
     if (path == NULL) {
         return kordon_oa_fail(a, ptr, "out of memory");
@@ -273,25 +279,8 @@ kordon_oa_compile_path(kordon_oa_doc_t *doc, const char *key, json_t *node,
                                   "unsupported path item member \"%s\"", k);
         }
 
-        p = kordon_oa_ptr_join(a, ptr, k);
-        path->ops[i] = kordon_oa_alloc(a, sizeof(kordon_oa_op_t));
-        if (p == NULL || path->ops[i] == NULL) {
-            return kordon_oa_fail(a, ptr, "out of memory");
-        }
-
-        if (shared != NULL) {
-            char  *sp;
-
-            sp = kordon_oa_ptr_join(a, ptr, "parameters");
-            if (sp == NULL
-                || kordon_oa_compile_params(a, path, path->ops[i], shared, sp)
-                   != 0)
-            {
-                return -1;
-            }
-        }
-
-        if (kordon_oa_compile_op(doc, path, path->ops[i], v, p) != 0) {
+        path->ops[i] = kordon_oa_new_op(doc, path, shared, v, ptr, k);
+        if (path->ops[i] == NULL) {
             return -1;
         }
 
@@ -301,6 +290,43 @@ kordon_oa_compile_path(kordon_oa_doc_t *doc, const char *key, json_t *node,
     doc->paths[doc->npaths++] = path;
 
     return 0;
+}
+
+
+/*
+ * The operation of method key at ptr, with the path item's shared
+ * parameters first; NULL (a->err set) when it cannot be compiled.
+ */
+static kordon_oa_op_t *
+kordon_oa_new_op(kordon_oa_doc_t *doc, kordon_oa_path_t *path,
+    json_t *shared, json_t *node, const char *ptr, const char *key)
+{
+    char               *p, *sp;
+    kordon_oa_op_t     *op;
+    kordon_oa_arena_t  *a;
+
+    a = &doc->arena;
+
+    p = kordon_oa_ptr_join(a, ptr, key);
+    sp = kordon_oa_ptr_join(a, ptr, "parameters");
+    op = kordon_oa_alloc(a, sizeof(kordon_oa_op_t));
+
+    if (p == NULL || sp == NULL || op == NULL) {
+        kordon_oa_fail(a, ptr, "out of memory");
+        return NULL;
+    }
+
+    if (shared != NULL
+        && kordon_oa_compile_params(a, path, op, shared, sp) != 0)
+    {
+        return NULL;
+    }
+
+    if (kordon_oa_compile_op(doc, path, op, node, p) != 0) {
+        return NULL;
+    }
+
+    return op;
 }
 
 
@@ -470,8 +496,7 @@ kordon_oa_compile_param(kordon_oa_arena_t *a, kordon_oa_path_t *p,
     kordon_oa_param_t *param, json_t *node, const char *ptr)
 {
     char        *sub;
-    size_t       i;
-    json_t      *schema, *required;
+    json_t      *schema;
     unsigned     types;
     const char  *in;
 
@@ -487,39 +512,10 @@ kordon_oa_compile_param(kordon_oa_arena_t *a, kordon_oa_path_t *p,
         return kordon_oa_fail(a, ptr, "a parameter needs a name and \"in\"");
     }
 
-    if (strcmp(in, "path") == 0) {
-        param->in = KORDON_OA_IN_PATH;
+    param->required = json_is_true(json_object_get(node, "required"));
 
-    } else if (strcmp(in, "query") == 0) {
-        param->in = KORDON_OA_IN_QUERY;
-
-    } else if (strcmp(in, "header") == 0) {
-        param->in = KORDON_OA_IN_HEADER;
-
-    } else {
-        return kordon_oa_fail(a, ptr, "parameters in \"%s\" are not "
-                              "supported", in);
-    }
-
-    required = json_object_get(node, "required");
-    param->required = json_is_true(required);
-
-    if (param->in == KORDON_OA_IN_PATH) {
-        for (i = 0; i < p->nseg; i++) {
-            if (p->param[i] && p->seglen[i] == strlen(param->name)
-                && strncmp(p->seg[i], param->name, p->seglen[i]) == 0)
-            {
-                break;
-            }
-        }
-
-        if (i == p->nseg || !param->required) {
-            return kordon_oa_fail(a, ptr, "path parameter \"%s\" must be "
-                                  "required and in the template",
-                                  param->name);
-        }
-
-        param->segment = i;
+    if (kordon_oa_param_in(a, p, param, in, ptr) != 0) {
+        return -1;
     }
 
     schema = json_object_get(node, "schema");
@@ -543,6 +539,49 @@ kordon_oa_compile_param(kordon_oa_arena_t *a, kordon_oa_path_t *p,
         return kordon_oa_fail(a, sub, "only scalar parameters are "
                               "supported");
     }
+
+    return 0;
+}
+
+
+/* where a parameter is; a path parameter's segment in the template */
+static int
+kordon_oa_param_in(kordon_oa_arena_t *a, kordon_oa_path_t *p,
+    kordon_oa_param_t *param, const char *in, const char *ptr)
+{
+    size_t  i;
+
+    if (strcmp(in, "query") == 0) {
+        param->in = KORDON_OA_IN_QUERY;
+        return 0;
+    }
+
+    if (strcmp(in, "header") == 0) {
+        param->in = KORDON_OA_IN_HEADER;
+        return 0;
+    }
+
+    if (strcmp(in, "path") != 0) {
+        return kordon_oa_fail(a, ptr, "parameters in \"%s\" are not "
+                              "supported", in);
+    }
+
+    param->in = KORDON_OA_IN_PATH;
+
+    for (i = 0; i < p->nseg; i++) {
+        if (p->param[i] && p->seglen[i] == strlen(param->name)
+            && strncmp(p->seg[i], param->name, p->seglen[i]) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == p->nseg || !param->required) {
+        return kordon_oa_fail(a, ptr, "path parameter \"%s\" must be "
+                              "required and in the template", param->name);
+    }
+
+    param->segment = i;
 
     return 0;
 }

@@ -63,19 +63,21 @@ typedef struct {
 } kordon_oa_list_t;
 
 
+typedef struct {
+    long double           value;
+    unsigned              set;
+} kordon_oa_bound_t;
+
+
 struct kordon_oa_schema_s {
     kordon_oa_schema_t  *next;          /* in the arena's list */
     unsigned             types;         /* 0: any type */
     unsigned             is_bool:1;
     unsigned             bool_value:1;
-    unsigned             has_min:1;
-    unsigned             has_max:1;
-    unsigned             has_emin:1;
-    unsigned             has_emax:1;
-    long double          min;
-    long double          max;
-    long double          emin;
-    long double          emax;
+    kordon_oa_bound_t    min;
+    kordon_oa_bound_t    max;
+    kordon_oa_bound_t    emin;          /* exclusiveMinimum */
+    kordon_oa_bound_t    emax;          /* exclusiveMaximum */
     int64_t              min_len;       /* -1: no bound, here and below */
     int64_t              max_len;
     int64_t              min_items;
@@ -148,21 +150,29 @@ static int kordon_oa_compile_into(kordon_oa_arena_t *a,
 static int kordon_oa_compile_keyword(kordon_oa_arena_t *a,
     kordon_oa_schema_t *s, const char *key, json_t *v, const char *ptr);
 static int kordon_oa_compile_type(kordon_oa_arena_t *a,
-    kordon_oa_schema_t *s, json_t *v, const char *ptr);
-static int kordon_oa_compile_bound(kordon_oa_arena_t *a, json_t *v,
-    const char *ptr, long double *bound);
-static int kordon_oa_compile_count(kordon_oa_arena_t *a, json_t *v,
-    const char *ptr, int64_t *count);
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
+static int kordon_oa_compile_enum(kordon_oa_arena_t *a,
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
+static int kordon_oa_compile_const(kordon_oa_arena_t *a,
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
+static int kordon_oa_compile_bound(kordon_oa_arena_t *a,
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
+static int kordon_oa_compile_count(kordon_oa_arena_t *a,
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
 static int kordon_oa_compile_pattern(kordon_oa_arena_t *a,
-    kordon_oa_schema_t *s, json_t *v, const char *ptr);
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
 static int kordon_oa_compile_format(kordon_oa_arena_t *a,
-    kordon_oa_schema_t *s, json_t *v, const char *ptr);
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
 static int kordon_oa_compile_props(kordon_oa_arena_t *a,
-    kordon_oa_schema_t *s, json_t *v, const char *ptr);
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
 static int kordon_oa_compile_required(kordon_oa_arena_t *a,
-    kordon_oa_schema_t *s, json_t *v, const char *ptr);
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
+static int kordon_oa_compile_sub(kordon_oa_arena_t *a,
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
 static int kordon_oa_compile_list(kordon_oa_arena_t *a,
-    kordon_oa_list_t *list, json_t *v, const char *ptr);
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
+static int kordon_oa_compile_ref_keyword(kordon_oa_arena_t *a,
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
 static kordon_oa_schema_t *kordon_oa_compile_ref(kordon_oa_arena_t *a,
     json_t *v, const char *ptr);
 
@@ -188,6 +198,49 @@ static int kordon_oa_is_email(const char *s, size_t len);
 static int kordon_oa_is_uuid(const char *s, size_t len);
 static int kordon_oa_is_date_time(const char *s, size_t len);
 static int kordon_oa_digits(const char *s, size_t n, int *value);
+
+
+/* a keyword's compiler; field is the schema member named by offset */
+typedef int (*kordon_oa_keyword_pt)(kordon_oa_arena_t *a,
+    kordon_oa_schema_t *s, json_t *v, const char *ptr, void *field);
+
+typedef struct {
+    const char            *name;
+    kordon_oa_keyword_pt   compile;
+    size_t                 offset;
+} kordon_oa_keyword_t;
+
+
+#define KORDON_OA_KW(name, fn, member)                                       \
+    { name, kordon_oa_compile_##fn, offsetof(kordon_oa_schema_t, member) }
+
+static const kordon_oa_keyword_t  kordon_oa_keywords[] = {
+    KORDON_OA_KW("type", type, types),
+    KORDON_OA_KW("enum", enum, enumeration),
+    KORDON_OA_KW("const", const, constant),
+    KORDON_OA_KW("minimum", bound, min),
+    KORDON_OA_KW("maximum", bound, max),
+    KORDON_OA_KW("exclusiveMinimum", bound, emin),
+    KORDON_OA_KW("exclusiveMaximum", bound, emax),
+    KORDON_OA_KW("minLength", count, min_len),
+    KORDON_OA_KW("maxLength", count, max_len),
+    KORDON_OA_KW("minItems", count, min_items),
+    KORDON_OA_KW("maxItems", count, max_items),
+    KORDON_OA_KW("minProperties", count, min_props),
+    KORDON_OA_KW("maxProperties", count, max_props),
+    KORDON_OA_KW("pattern", pattern, pattern),
+    KORDON_OA_KW("format", format, format),
+    KORDON_OA_KW("properties", props, props),
+    KORDON_OA_KW("required", required, required),
+    KORDON_OA_KW("additionalProperties", sub, additional),
+    KORDON_OA_KW("items", sub, items),
+    KORDON_OA_KW("not", sub, not),
+    KORDON_OA_KW("allOf", list, all_of),
+    KORDON_OA_KW("anyOf", list, any_of),
+    KORDON_OA_KW("oneOf", list, one_of),
+    KORDON_OA_KW("$ref", ref_keyword, ref),
+    { NULL, NULL, 0 }
+};
 
 
 /* arena */
@@ -450,116 +503,13 @@ static int
 kordon_oa_compile_keyword(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
     const char *key, json_t *v, const char *ptr)
 {
-    size_t  i;
+    size_t                      i;
+    const kordon_oa_keyword_t  *k;
 
-    if (strcmp(key, "type") == 0) {
-        return kordon_oa_compile_type(a, s, v, ptr);
-    }
-
-    if (strcmp(key, "enum") == 0) {
-        if (!json_is_array(v) || json_array_size(v) == 0) {
-            return kordon_oa_fail(a, ptr, "enum must be a non-empty array");
+    for (k = kordon_oa_keywords; k->name != NULL; k++) {
+        if (strcmp(key, k->name) == 0) {
+            return k->compile(a, s, v, ptr, (char *) s + k->offset);
         }
-
-        s->enumeration = v;
-        return 0;
-    }
-
-    if (strcmp(key, "const") == 0) {
-        s->constant = v;
-        return 0;
-    }
-
-    if (strcmp(key, "minimum") == 0) {
-        s->has_min = 1;
-        return kordon_oa_compile_bound(a, v, ptr, &s->min);
-    }
-
-    if (strcmp(key, "maximum") == 0) {
-        s->has_max = 1;
-        return kordon_oa_compile_bound(a, v, ptr, &s->max);
-    }
-
-    if (strcmp(key, "exclusiveMinimum") == 0) {
-        s->has_emin = 1;
-        return kordon_oa_compile_bound(a, v, ptr, &s->emin);
-    }
-
-    if (strcmp(key, "exclusiveMaximum") == 0) {
-        s->has_emax = 1;
-        return kordon_oa_compile_bound(a, v, ptr, &s->emax);
-    }
-
-    if (strcmp(key, "minLength") == 0) {
-        return kordon_oa_compile_count(a, v, ptr, &s->min_len);
-    }
-
-    if (strcmp(key, "maxLength") == 0) {
-        return kordon_oa_compile_count(a, v, ptr, &s->max_len);
-    }
-
-    if (strcmp(key, "minItems") == 0) {
-        return kordon_oa_compile_count(a, v, ptr, &s->min_items);
-    }
-
-    if (strcmp(key, "maxItems") == 0) {
-        return kordon_oa_compile_count(a, v, ptr, &s->max_items);
-    }
-
-    if (strcmp(key, "minProperties") == 0) {
-        return kordon_oa_compile_count(a, v, ptr, &s->min_props);
-    }
-
-    if (strcmp(key, "maxProperties") == 0) {
-        return kordon_oa_compile_count(a, v, ptr, &s->max_props);
-    }
-
-    if (strcmp(key, "pattern") == 0) {
-        return kordon_oa_compile_pattern(a, s, v, ptr);
-    }
-
-    if (strcmp(key, "format") == 0) {
-        return kordon_oa_compile_format(a, s, v, ptr);
-    }
-
-    if (strcmp(key, "properties") == 0) {
-        return kordon_oa_compile_props(a, s, v, ptr);
-    }
-
-    if (strcmp(key, "required") == 0) {
-        return kordon_oa_compile_required(a, s, v, ptr);
-    }
-
-    if (strcmp(key, "additionalProperties") == 0) {
-        s->additional = kordon_oa_schema_compile(a, v, ptr);
-        return s->additional ? 0 : -1;
-    }
-
-    if (strcmp(key, "items") == 0) {
-        s->items = kordon_oa_schema_compile(a, v, ptr);
-        return s->items ? 0 : -1;
-    }
-
-    if (strcmp(key, "not") == 0) {
-        s->not = kordon_oa_schema_compile(a, v, ptr);
-        return s->not ? 0 : -1;
-    }
-
-    if (strcmp(key, "allOf") == 0) {
-        return kordon_oa_compile_list(a, &s->all_of, v, ptr);
-    }
-
-    if (strcmp(key, "anyOf") == 0) {
-        return kordon_oa_compile_list(a, &s->any_of, v, ptr);
-    }
-
-    if (strcmp(key, "oneOf") == 0) {
-        return kordon_oa_compile_list(a, &s->one_of, v, ptr);
-    }
-
-    if (strcmp(key, "$ref") == 0) {
-        s->ref = kordon_oa_compile_ref(a, v, ptr);
-        return s->ref ? 0 : -1;
     }
 
     if (strncmp(key, "x-", 2) == 0) {
@@ -582,8 +532,55 @@ kordon_oa_compile_keyword(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
 
 
 static int
+kordon_oa_compile_enum(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
+    json_t *v, const char *ptr, void *field)
+{
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        return kordon_oa_fail(a, ptr, "enum must be a non-empty array");
+    }
+
+    s->enumeration = v;
+
+    return 0;
+}
+
+
+static int
+kordon_oa_compile_const(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
+    json_t *v, const char *ptr, void *field)
+{
+    s->constant = v;
+
+    return 0;
+}
+
+
+/* additionalProperties, items, not: one schema into a field */
+static int
+kordon_oa_compile_sub(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
+    json_t *v, const char *ptr, void *field)
+{
+    kordon_oa_schema_t  **sub = field;
+
+    *sub = kordon_oa_schema_compile(a, v, ptr);
+
+    return *sub ? 0 : -1;
+}
+
+
+static int
+kordon_oa_compile_ref_keyword(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
+    json_t *v, const char *ptr, void *field)
+{
+    s->ref = kordon_oa_compile_ref(a, v, ptr);
+
+    return s->ref ? 0 : -1;
+}
+
+
+static int
 kordon_oa_compile_type(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
-    json_t *v, const char *ptr)
+    json_t *v, const char *ptr, void *field)
 {
     size_t       i, j, n;
     json_t      *t;
@@ -619,16 +616,20 @@ kordon_oa_compile_type(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
 
 
 static int
-kordon_oa_compile_bound(kordon_oa_arena_t *a, json_t *v, const char *ptr,
-    long double *bound)
+kordon_oa_compile_bound(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
+    json_t *v, const char *ptr, void *field)
 {
+    kordon_oa_bound_t  *bound = field;
+
+    bound->set = 1;
+
     if (json_is_integer(v)) {
-        *bound = (long double) json_integer_value(v);
+        bound->value = (long double) json_integer_value(v);
         return 0;
     }
 
     if (json_is_real(v)) {
-        *bound = (long double) json_real_value(v);
+        bound->value = (long double) json_real_value(v);
         return 0;
     }
 
@@ -637,9 +638,11 @@ kordon_oa_compile_bound(kordon_oa_arena_t *a, json_t *v, const char *ptr,
 
 
 static int
-kordon_oa_compile_count(kordon_oa_arena_t *a, json_t *v, const char *ptr,
-    int64_t *count)
+kordon_oa_compile_count(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
+    json_t *v, const char *ptr, void *field)
 {
+    int64_t  *count = field;
+
     if (!json_is_integer(v) || json_integer_value(v) < 0) {
         return kordon_oa_fail(a, ptr, "must be a non-negative integer");
     }
@@ -652,7 +655,7 @@ kordon_oa_compile_count(kordon_oa_arena_t *a, json_t *v, const char *ptr,
 
 static int
 kordon_oa_compile_pattern(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
-    json_t *v, const char *ptr)
+    json_t *v, const char *ptr, void *field)
 {
     int          rc;
     size_t       offset;
@@ -682,7 +685,7 @@ kordon_oa_compile_pattern(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
 
 static int
 kordon_oa_compile_format(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
-    json_t *v, const char *ptr)
+    json_t *v, const char *ptr, void *field)
 {
     const char  *f;
 
@@ -708,7 +711,7 @@ kordon_oa_compile_format(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
 
 static int
 kordon_oa_compile_props(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
-    json_t *v, const char *ptr)
+    json_t *v, const char *ptr, void *field)
 {
     char        *p;
     size_t       i;
@@ -748,7 +751,7 @@ kordon_oa_compile_props(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
 
 static int
 kordon_oa_compile_required(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
-    json_t *v, const char *ptr)
+    json_t *v, const char *ptr, void *field)
 {
     size_t   i;
     json_t  *name;
@@ -776,9 +779,11 @@ kordon_oa_compile_required(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
 
 
 static int
-kordon_oa_compile_list(kordon_oa_arena_t *a, kordon_oa_list_t *list,
-    json_t *v, const char *ptr)
+kordon_oa_compile_list(kordon_oa_arena_t *a, kordon_oa_schema_t *s,
+    json_t *v, const char *ptr, void *field)
 {
+    kordon_oa_list_t  *list = field;
+
     char    *p, index[24];
     size_t   i;
     json_t  *sub;
@@ -1060,23 +1065,23 @@ kordon_oa_check_number(kordon_oa_vctx_t *ctx, const kordon_oa_schema_t *s,
     v = json_is_integer(value) ? (long double) json_integer_value(value)
                                : (long double) json_real_value(value);
 
-    if (s->has_min && v < s->min) {
-        kordon_oa_report(ctx, NULL, "must be >= %.21Lg", s->min);
+    if (s->min.set && v < s->min.value) {
+        kordon_oa_report(ctx, NULL, "must be >= %.21Lg", s->min.value);
         return 1;
     }
 
-    if (s->has_max && v > s->max) {
-        kordon_oa_report(ctx, NULL, "must be <= %.21Lg", s->max);
+    if (s->max.set && v > s->max.value) {
+        kordon_oa_report(ctx, NULL, "must be <= %.21Lg", s->max.value);
         return 1;
     }
 
-    if (s->has_emin && v <= s->emin) {
-        kordon_oa_report(ctx, NULL, "must be > %.21Lg", s->emin);
+    if (s->emin.set && v <= s->emin.value) {
+        kordon_oa_report(ctx, NULL, "must be > %.21Lg", s->emin.value);
         return 1;
     }
 
-    if (s->has_emax && v >= s->emax) {
-        kordon_oa_report(ctx, NULL, "must be < %.21Lg", s->emax);
+    if (s->emax.set && v >= s->emax.value) {
+        kordon_oa_report(ctx, NULL, "must be < %.21Lg", s->emax.value);
         return 1;
     }
 

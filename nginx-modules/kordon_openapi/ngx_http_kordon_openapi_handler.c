@@ -42,6 +42,8 @@ static const char *ngx_http_kordon_openapi_header(void *data,
     const char *name, size_t *len);
 static ngx_int_t ngx_http_kordon_openapi_invalid(ngx_http_request_t *r,
     kordon_oa_report_t *report);
+static ngx_int_t ngx_http_kordon_openapi_errors(ngx_http_request_t *r,
+    kordon_oa_report_t *report, ngx_str_t *members);
 static ngx_int_t ngx_http_kordon_openapi_refuse(ngx_http_request_t *r,
     ngx_uint_t status, const char *fmt, ...);
 
@@ -383,64 +385,17 @@ static ngx_int_t
 ngx_http_kordon_openapi_invalid(ngx_http_request_t *r,
     kordon_oa_report_t *report)
 {
-    u_char             *p;
-    size_t              len;
-    ngx_int_t           rc;
-    ngx_str_t           members, detail;
-    ngx_uint_t          i;
-    kordon_oa_error_t  *e;
+    ngx_int_t  rc;
+    ngx_str_t  members, detail;
 
-    len = sizeof("\"errors\":[]") - 1;
-
-    for (i = 0; i < report->n; i++) {
-        e = &report->errors[i];
-        len += sizeof(",{\"in\":\"\",\"parameter\":\"\",\"pointer\":\"\","
-                      "\"message\":\"\"}") - 1 + sizeof("header") - 1
-               + ngx_http_kordon_json_escape_len((u_char *) e->name,
-                                                 ngx_strlen(e->name))
-               + ngx_http_kordon_json_escape_len((u_char *) e->pointer,
-                                                 ngx_strlen(e->pointer))
-               + ngx_http_kordon_json_escape_len((u_char *) e->message,
-                                                 ngx_strlen(e->message));
-    }
-
-    members.data = ngx_pnalloc(r->pool, len);
-    detail.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN * 2 + 64);
-    if (members.data == NULL || detail.data == NULL) {
+    if (ngx_http_kordon_openapi_errors(r, report, &members) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_cpymem(members.data, "\"errors\":[", sizeof("\"errors\":[") - 1);
-
-    for (i = 0; i < report->n; i++) {
-        e = &report->errors[i];
-
-        *p++ = i ? ',' : '{';
-
-        if (i) {
-            *p++ = '{';
-        }
-
-        if (e->in != KORDON_OA_IN_BODY) {
-            p = ngx_sprintf(p, "\"in\":\"%s\",\"parameter\":\"",
-                            kordon_oa_in_name(e->in));
-            p = ngx_http_kordon_json_escape(p, (u_char *) e->name,
-                                            ngx_strlen(e->name));
-            p = ngx_cpymem(p, "\",", 2);
-        }
-
-        p = ngx_cpymem(p, "\"pointer\":\"", sizeof("\"pointer\":\"") - 1);
-        p = ngx_http_kordon_json_escape(p, (u_char *) e->pointer,
-                                        ngx_strlen(e->pointer));
-        p = ngx_cpymem(p, "\",\"message\":\"",
-                       sizeof("\",\"message\":\"") - 1);
-        p = ngx_http_kordon_json_escape(p, (u_char *) e->message,
-                                        ngx_strlen(e->message));
-        p = ngx_cpymem(p, "\"}", 2);
+    detail.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN * 2 + 64);
+    if (detail.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    *p++ = ']';
-    members.len = p - members.data;
 
     if (report->total > report->n) {
         detail.len = ngx_sprintf(detail.data, "the request does not match "
@@ -462,6 +417,71 @@ ngx_http_kordon_openapi_invalid(ngx_http_request_t *r,
     ngx_http_finalize_request(r, rc);
 
     return NGX_DONE;
+}
+
+
+/*
+ * "errors":[{"in":..,"parameter":..,"pointer":..,"message":..},...], in
+ * the request pool; "in" and "parameter" only for parameters
+ */
+static ngx_int_t
+ngx_http_kordon_openapi_errors(ngx_http_request_t *r,
+    kordon_oa_report_t *report, ngx_str_t *members)
+{
+    u_char             *p;
+    size_t              len;
+    ngx_uint_t          i;
+    kordon_oa_error_t  *e;
+
+    len = sizeof("\"errors\":[]") - 1;
+
+    for (i = 0; i < report->n; i++) {
+        e = &report->errors[i];
+        len += sizeof(",{\"in\":\"header\",\"parameter\":\"\","
+                      "\"pointer\":\"\",\"message\":\"\"}") - 1
+               + ngx_http_kordon_json_escape_len((u_char *) e->name,
+                                                 ngx_strlen(e->name))
+               + ngx_http_kordon_json_escape_len((u_char *) e->pointer,
+                                                 ngx_strlen(e->pointer))
+               + ngx_http_kordon_json_escape_len((u_char *) e->message,
+                                                 ngx_strlen(e->message));
+    }
+
+    members->data = ngx_pnalloc(r->pool, len);
+    if (members->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(members->data, "\"errors\":[",
+                   sizeof("\"errors\":[") - 1);
+
+    for (i = 0; i < report->n; i++) {
+        e = &report->errors[i];
+
+        p = ngx_cpymem(p, i ? ",{" : "{", i ? 2 : 1);
+
+        if (e->in != KORDON_OA_IN_BODY) {
+            p = ngx_sprintf(p, "\"in\":\"%s\",\"parameter\":\"",
+                            kordon_oa_in_name(e->in));
+            p = ngx_http_kordon_json_escape(p, (u_char *) e->name,
+                                            ngx_strlen(e->name));
+            p = ngx_cpymem(p, "\",", 2);
+        }
+
+        p = ngx_cpymem(p, "\"pointer\":\"", sizeof("\"pointer\":\"") - 1);
+        p = ngx_http_kordon_json_escape(p, (u_char *) e->pointer,
+                                        ngx_strlen(e->pointer));
+        p = ngx_cpymem(p, "\",\"message\":\"",
+                       sizeof("\",\"message\":\"") - 1);
+        p = ngx_http_kordon_json_escape(p, (u_char *) e->message,
+                                        ngx_strlen(e->message));
+        p = ngx_cpymem(p, "\"}", 2);
+    }
+
+    *p++ = ']';
+    members->len = p - members->data;
+
+    return NGX_OK;
 }
 
 
