@@ -262,3 +262,12 @@ a=1&b=2
 PUT /anything
 [1,{"a":null},"x"]
 --- error_code: 200
+
+=== TEST 28: a body where the operation takes none is 415
+--- request eval
+["DELETE /things/0b9e3c52-6f0e-4a53-9d0e-2a1c6c0f9f11\n{}",
+ "DELETE /things/0b9e3c52-6f0e-4a53-9d0e-2a1c6c0f9f11"]
+--- error_code eval
+[415, 200]
+--- response_body_like eval
+['"detail":"this operation takes no body"', '^DELETE']

@@ -10,17 +10,18 @@ $Kordon::OpenAPI::CONFIG = <<'CONF';
     location / { proxy_pass http://127.0.0.1:$TEST_NGINX_ECHO_PORT; }
 CONF
 
-# h2 NAME BODY WANT -- POSTs BODY to /things over h2c with no
+# h2 BODY WANT [PATH] -- POSTs BODY to PATH (/things) over h2c with no
 # Content-Length (curl streams stdin); dies unless the answer has WANT
 sub h2 {
-    my ($body, $want) = @_;
+    my ($body, $want, $path) = @_;
+    $path //= '/things';
     my $port = server_port2();
     open my $c, '|-', "curl -sS -v --http2-prior-knowledge -X POST"
         . " -H 'Content-Type: application/json'"
         . " -H 'Idempotency-Key: 0b9e3c52-6f0e-4a53-9d0e-2a1c6c0f9f11'"
         . " -o $ENV{TEST_NGINX_SERVROOT}/h2.out -w '%{http_code}'"
         . " -D $ENV{TEST_NGINX_SERVROOT}/h2.head"
-        . " -T - http://127.0.0.1:$port/things"
+        . " -T - http://127.0.0.1:$port$path"
         . " > $ENV{TEST_NGINX_SERVROOT}/h2.code"
         . " 2> $ENV{TEST_NGINX_SERVROOT}/h2.trace" or die "curl: $!";
     print $c $body;
@@ -47,6 +48,7 @@ __DATA__
  sub { h2('{"name":"abc","amount":1,"currency":"EUR"}',
           qr/^200 POST \/things HTTP\/1\.0/) },
  sub { h2('x' x 2000, qr/^413 /) },
+ sub { h2('{}', qr/^415 .*this operation takes no body/, '/actions') },
  "GET /things?q=x"]
 --- error_code: 200
 

@@ -6,7 +6,8 @@
  *     1. the path matches no template                          404
  *     2. the template has no operation for the method          405 + Allow
  *     3. Content-Length above the operation's body limit       413
- *     4. a body whose Content-Type the operation does not take  415
+ *     4. a body whose Content-Type the operation does not take,
+ *        or any body where the operation takes none              415
  *     5. the body is read (without blocking), its size checked  413
  *     6. path, query and header parameters and the JSON body    400
  *
@@ -31,6 +32,7 @@
 
 static ngx_int_t ngx_http_kordon_openapi_precheck(ngx_http_request_t *r,
     ngx_http_kordon_openapi_ctx_t *ctx);
+static ngx_uint_t ngx_http_kordon_openapi_sends_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_kordon_openapi_media_type(ngx_http_request_t *r,
     ngx_http_kordon_openapi_ctx_t *ctx);
 static void ngx_http_kordon_openapi_body_handler(ngx_http_request_t *r);
@@ -156,10 +158,18 @@ ngx_http_kordon_openapi_precheck(ngx_http_request_t *r,
                                               "here", &r->method_name);
     }
 
-    if (!kordon_oa_has_body(ctx->op)
-        || (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked))
-    {
-        return NGX_OK;      /* a body without either: checked once read */
+    if (!kordon_oa_has_body(ctx->op)) {
+        if (ngx_http_kordon_openapi_sends_body(r)) {
+            return ngx_http_kordon_openapi_refuse(r,
+                                  NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                  "this operation takes no body");
+        }
+
+        return NGX_OK;
+    }
+
+    if (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked) {
+        return NGX_OK;      /* an HTTP/2 body without either: once read */
     }
 
     max = kordon_oa_body_max(ctx->op);
@@ -172,6 +182,24 @@ ngx_http_kordon_openapi_precheck(ngx_http_request_t *r,
     }
 
     return ngx_http_kordon_openapi_media_type(r, ctx);
+}
+
+
+/* 1 if the request has a body (or, over HTTP/2, may still send one) */
+static ngx_uint_t
+ngx_http_kordon_openapi_sends_body(ngx_http_request_t *r)
+{
+    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
+        return 1;
+    }
+
+#if (NGX_HTTP_V2)
+    if (r->stream != NULL && !r->stream->in_closed) {
+        return 1;
+    }
+#endif
+
+    return 0;
 }
 
 

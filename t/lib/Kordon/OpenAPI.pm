@@ -117,6 +117,7 @@ our $DOC = <<'JSON';
                                { "required": [ "b" ] } ],
                     "not": { "required": [ "c" ] } } } } } }
     },
+    "/actions": { "post": {} },
     "/forms": {
       "post": { "requestBody": { "content": {
         "application/x-www-form-urlencoded": {} } } }
