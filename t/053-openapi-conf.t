@@ -138,3 +138,23 @@ could not open OpenAPI document
 }, "GET /things?q=x"]
 --- error_code eval
 [200, 200]
+
+=== TEST 18: the build's YAML reading: duplicate keys refused, YAML 1.2 booleans
+--- request eval
+use Cwd qw(abs_path);
+my $build = abs_path('scripts/openapi-build');
+my $d = "$ENV{TEST_NGINX_SERVROOT}/yaml";
+[sub {
+    mkdir $d;
+    open my $f, '>', "$d/dup.yaml" or die; print $f "a: 1\na: 2\n"; close $f;
+    my $out = `$build $d/out $d/dup.yaml 2>&1`;
+    die "duplicate keys accepted: $out" if $? == 0 || $out !~ /duplicate key 'a'/;
+}, sub {
+    open my $f, '>', "$d/ok.yaml" or die;
+    print $f "enum: [on, off, true]\nwhen: 2026-11-24\n"; close $f;
+    system("$build $d/out $d/ok.yaml") == 0 or die "build failed";
+    open $f, '<', "$d/out/openapi.json" or die; local $/;
+    my $json = <$f>;
+    die "got $json" unless $json =~ /"on",\s*"off",\s*true\s*\]/
+                        && $json =~ /"when": "2026-11-24"/;
+}, "GET /things?q=x"]
