@@ -31,6 +31,8 @@
 #define KORDON_OA_DEPTH_MAX        64
 /* schema recursion ($ref, combinators) followed while validating */
 #define KORDON_OA_RECURSION_MAX    128
+/* schemas evaluated for one value: bounds oneOf nested in recursion */
+#define KORDON_OA_STEPS_MAX        200000
 #define KORDON_OA_POINTER_MAX      256
 #define KORDON_OA_MESSAGE_MAX      160
 #define KORDON_OA_NAME_MAX         64

@@ -18,7 +18,8 @@
  *
  * Validation walks the value and the schema together and writes every
  * problem, with the JSON Pointer of the offending value, into a bounded
- * report.  anyOf/oneOf/not evaluate their branches quietly (stopping at
+ * report.  Its work is bounded too (KORDON_OA_STEPS_MAX schemas per
+ * value): oneOf nested in a recursive schema could otherwise cost 2^depth.  anyOf/oneOf/not evaluate their branches quietly (stopping at
  * the first problem) and report one problem of their own.
  *
  * The formats email, uuid and date-time are checked by hand below: no
@@ -882,7 +883,20 @@ unsigned
 kordon_oa_validate(kordon_oa_vctx_t *ctx, const kordon_oa_schema_t *s,
     json_t *value)
 {
-    unsigned  n;
+    unsigned  n, quiet;
+
+    if (++ctx->steps > KORDON_OA_STEPS_MAX) {
+        if (!ctx->exhausted) {
+            /* said once, even from inside a quiet branch */
+            ctx->exhausted = 1;
+            quiet = ctx->quiet;
+            ctx->quiet = 0;
+            kordon_oa_report(ctx, NULL, "is too costly to validate");
+            ctx->quiet = quiet;
+        }
+
+        return 1;
+    }
 
     if (ctx->recursion >= KORDON_OA_RECURSION_MAX) {
         kordon_oa_report(ctx, NULL, "is nested too deeply for the schema");

@@ -39,6 +39,8 @@ typedef struct {
     size_t               len;
     unsigned             quiet;      /* inside anyOf/oneOf/not: stop early */
     unsigned             recursion;
+    unsigned             steps;      /* schemas evaluated so far */
+    unsigned             exhausted;  /* KORDON_OA_STEPS_MAX reached */
 } kordon_oa_vctx_t;
 
 

@@ -247,6 +247,33 @@ test_recursion_is_bounded(void **state)
 
 
 static void
+test_work_is_bounded(void **state)
+{
+    char              text[256];
+    clock_t           start;
+    kordon_oa_doc_t  *doc;
+
+    /* two branches that both recurse: 2^depth evaluations unbounded */
+    doc = doc_with("{\"oneOf\":[{\"items\":{\"$ref\":\"#/components/"
+                   "schemas/S\"}},{\"items\":{\"$ref\":\"#/components/"
+                   "schemas/S\"},\"maxItems\":5}]}");
+    assert_non_null(doc);
+
+    memset(text, '[', 60);
+    memset(text + 60, ']', 60);
+    text[120] = '\0';
+
+    start = clock();
+    assert_true(body(doc, text) >= 1);
+    assert_true(clock() - start < CLOCKS_PER_SEC);
+    assert_string_equal(REPORT.errors[0].message,
+                        "is too costly to validate");
+
+    kordon_oa_free(doc);
+}
+
+
+static void
 test_nesting_limit(void **state)
 {
     char              text[512];
@@ -434,6 +461,7 @@ main(void)
         cmocka_unit_test(test_every_problem_with_its_pointer),
         cmocka_unit_test(test_formats),
         cmocka_unit_test(test_recursion_is_bounded),
+        cmocka_unit_test(test_work_is_bounded),
         cmocka_unit_test(test_nesting_limit),
         cmocka_unit_test(test_report_is_bounded),
         cmocka_unit_test(test_pattern_backtracking_is_bounded),
