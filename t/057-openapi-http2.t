@@ -6,12 +6,16 @@ use Kordon::OpenAPI;
 
 $Kordon::OpenAPI::CONFIG = <<'CONF';
     listen 127.0.0.1:$TEST_NGINX_SERVER_PORT2 http2;
+    access_log logs/h2.log h2;
     kordon_openapi_validate on;
     location / { proxy_pass http://127.0.0.1:$TEST_NGINX_ECHO_PORT; }
 CONF
 
 # h2 BODY WANT [PATH] -- POSTs BODY to PATH (/things) over h2c with no
-# Content-Length (curl streams stdin); dies unless the answer has WANT
+# Content-Length (curl streams stdin); dies unless the answer has WANT.
+# A WANT of a bare status ("413") is read from the access log instead:
+# after an early answer nginx resets the stream (RFC 9113 8.1, NO_ERROR)
+# and curl at times drops the answer it had already received.
 sub h2 {
     my ($body, $want, $path) = @_;
     $path //= '/things';
@@ -25,14 +29,28 @@ sub h2 {
         . " > $ENV{TEST_NGINX_SERVROOT}/h2.code"
         . " 2> $ENV{TEST_NGINX_SERVROOT}/h2.trace" or die "curl: $!";
     print $c $body;
-    close $c or die "curl failed: $?";
+    # 92: the stream was reset while curl still sent, which nginx does
+    # after answering early (413, 415); the answer is checked below
+    close $c or $? >> 8 == 92 or die "curl failed: $?";
     my $read = sub { open my $f, '<', shift or die $!; local $/; <$f> };
     my $out = $read->("$ENV{TEST_NGINX_SERVROOT}/h2.code") . ' '
             . $read->("$ENV{TEST_NGINX_SERVROOT}/h2.out");
-    my $head = $read->("$ENV{TEST_NGINX_SERVROOT}/h2.head");
     die "curl sent a Content-Length, the test proves nothing"
         if $read->("$ENV{TEST_NGINX_SERVROOT}/h2.trace")
            =~ /^> content-length/mi;
+    if (!ref $want) {
+        my $log = '';
+        for (1 .. 50) {
+            $log = $read->("$ENV{TEST_NGINX_SERVROOT}/logs/h2.log");
+            last if $log =~ m{^\d+ POST \Q$path\E HTTP/2\.0\n\z}m;
+            select undef, undef, undef, 0.02;
+        }
+        my ($last) = $log =~ /([^\n]*)\n\z/;
+        die "want $want, logged: $log"
+            unless ($last // '') eq "$want POST $path HTTP/2.0";
+        return;
+    }
+    my $head = $read->("$ENV{TEST_NGINX_SERVROOT}/h2.head");
     die "not HTTP/2: $head" unless $head =~ m{^HTTP/2 };
     die "want /$want/, got: $out\n" unless $out =~ $want;
 }
@@ -42,13 +60,15 @@ run_tests();
 __DATA__
 
 === TEST 1: an HTTP/2 body without Content-Length is validated
+--- http_config
+    log_format h2 '$status $request';
 --- request eval
 [sub { h2('{"name":"abc","amount":-1,"currency":"EUR"}',
           qr/^400 .*"pointer":"\/amount","message":"must be > 0"/) },
  sub { h2('{"name":"abc","amount":1,"currency":"EUR"}',
           qr/^200 POST \/things HTTP\/1\.0/) },
- sub { h2('x' x 2000, qr/^413 /) },
- sub { h2('{}', qr/^415 .*this operation takes no body/, '/actions') },
+ sub { h2('x' x 2000, '413') },
+ sub { h2('{}', '415', '/actions') },
  "GET /things?q=x"]
 --- error_code: 200
 
