@@ -14,7 +14,7 @@
 
 BUILD     ?= build
 SAN       ?=
-PKGS      := libmicrohttpd jansson libpq rdkafka libcrypto
+PKGS      := libmicrohttpd jansson libpq rdkafka libcrypto libpcre2-8
 
 CC        ?= gcc
 CFLAGS    ?= -O2 -g
@@ -50,9 +50,9 @@ FIXT_BINS := $(sort $(patsubst t/fixtures/%/,$(BUILD)/t/fixture-%, \
              $(dir $(FIXT_SRC))))
 
 .PHONY: all deps modules backends unit fixtures run stop reload test \
-        test-unit test-edge test-e2e bench asan clean
+        test-unit test-edge test-e2e bench asan clean openapi
 
-all: deps modules backends unit fixtures
+all: deps modules backends unit fixtures openapi
 
 deps:
 	@scripts/deps
@@ -65,6 +65,11 @@ backends: $(BINS)
 unit: $(UNIT_BINS)
 
 fixtures: $(FIXT_BINS)
+
+# conf/openapi.yaml as JSON for the edge (kordon_openapi) and /docs, and
+# Swagger UI from npm (scripts/openapi-build).
+openapi: deps
+	@scripts/openapi-build $(BUILD)/openapi
 
 $(BUILD)/obj/%.o: %.c $(wildcard backends/common/*.h) | deps
 	@mkdir -p $(dir $@)
