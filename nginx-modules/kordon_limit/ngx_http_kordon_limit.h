@@ -38,6 +38,11 @@
 /* entries freed per request: at most this many expired keys */
 #define NGX_HTTP_KORDON_LIMIT_EXPIRE_MAX  2
 
+/* account_json=: fields, and the largest body that is parsed */
+#define NGX_HTTP_KORDON_LIMIT_JSON_FIELDS_MAX  4
+#define NGX_HTTP_KORDON_LIMIT_JSON_BODY_MAX    16384
+#define NGX_HTTP_KORDON_LIMIT_ACCOUNT_MAX      320
+
 /* Redis failures are logged at most once per this many seconds */
 #define NGX_HTTP_KORDON_LIMIT_LOG_EVERY_S  1
 
@@ -99,6 +104,7 @@ typedef struct {
     ngx_str_t                        name;
     ngx_http_complex_value_t        *account;
     ngx_http_complex_value_t        *ip;
+    ngx_array_t                     *json_fields;    /* of ngx_str_t */
     ngx_uint_t                       failures;       /* per account */
     ngx_uint_t                       ip_failures;
     ngx_msec_t                       window;
@@ -166,6 +172,7 @@ typedef struct {
     unsigned                         headers:1;
     unsigned                         guard_reported:1;
     unsigned                         refused:1;
+    unsigned                         body_read:1;
 } ngx_http_kordon_limit_ctx_t;
 
 

@@ -33,6 +33,8 @@
 
 #include <ngx_sha1.h>
 
+#include <jansson.h>
+
 #include "ngx_http_kordon_limit.h"
 
 
@@ -73,6 +75,8 @@ static void ngx_http_kordon_limit_guard_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
 static void ngx_http_kordon_limit_report_done(redisReply *reply,
     ngx_uint_t status, void *data);
+static ngx_int_t ngx_http_kordon_limit_json_account(ngx_http_request_t *r,
+    ngx_http_kordon_limit_guard_t *guard, ngx_str_t *account);
 static ngx_int_t ngx_http_kordon_limit_key(ngx_http_request_t *r,
     const char *prefix, ngx_str_t *name, ngx_str_t *key, const char *suffix,
     ngx_str_t *out);
@@ -435,7 +439,14 @@ ngx_http_kordon_limit_guard_check(ngx_http_request_t *r,
 
     guard = llcf->guard;
 
-    if ((guard->account
+    if (guard->json_fields && ctx->body_read
+        && ngx_http_kordon_limit_json_account(r, guard, &ctx->account)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if ((guard->account && ctx->account.len == 0
          && ngx_http_complex_value(r, guard->account, &ctx->account)
             != NGX_OK)
         || (guard->ip
@@ -569,6 +580,94 @@ ngx_http_kordon_limit_guard_done(ngx_http_request_t *r, redisReply *reply,
                                       "too many failed attempts, "
                                       "try again later");
     ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * The account from a small JSON body read into memory: the first of
+ * the guard's fields that is a non-empty string (at most
+ * NGX_HTTP_KORDON_LIMIT_ACCOUNT_MAX bytes), lowercased, so that
+ * "Ann@Example.com" and "ann@example.com" share a counter.  A body in a
+ * temporary file, too large, not JSON or without such a field leaves
+ * account empty: the guard then counts by address alone.  NGX_ERROR
+ * only when memory runs out.
+ */
+
+static ngx_int_t
+ngx_http_kordon_limit_json_account(ngx_http_request_t *r,
+    ngx_http_kordon_limit_guard_t *guard, ngx_str_t *account)
+{
+    u_char        *data, *p;
+    size_t         len, n;
+    json_t        *root, *v;
+    ngx_str_t     *field;
+    ngx_buf_t     *b;
+    ngx_uint_t     i;
+    ngx_chain_t   *cl;
+    json_error_t   err;
+
+    if (r->request_body == NULL || r->request_body->temp_file
+        || r->request_body->bufs == NULL)
+    {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file || !ngx_buf_in_memory(b)) {
+            return NGX_OK;
+        }
+
+        len += b->last - b->pos;
+    }
+
+    if (len == 0 || len > NGX_HTTP_KORDON_LIMIT_JSON_BODY_MAX) {
+        return NGX_OK;
+    }
+
+    data = ngx_pnalloc(r->pool, len);
+    if (data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = data;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+
+    root = json_loadb((const char *) data, len, 0, &err);
+    if (root == NULL) {
+        return NGX_OK;
+    }
+
+    field = guard->json_fields->elts;
+
+    for (i = 0; i < guard->json_fields->nelts; i++) {
+        v = json_object_get(root, (const char *) field[i].data);
+        n = json_is_string(v) ? json_string_length(v) : 0;
+
+        if (n == 0 || n > NGX_HTTP_KORDON_LIMIT_ACCOUNT_MAX) {
+            continue;
+        }
+
+        account->data = ngx_pnalloc(r->pool, n);
+        if (account->data == NULL) {
+            json_decref(root);
+            return NGX_ERROR;
+        }
+
+        ngx_strlow(account->data, (u_char *) json_string_value(v), n);
+        account->len = n;
+        break;
+    }
+
+    json_decref(root);
+
+    return NGX_OK;
 }
 
 

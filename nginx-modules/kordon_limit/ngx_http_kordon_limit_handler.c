@@ -56,6 +56,7 @@ static uint64_t ngx_http_kordon_limit_now(void);
 static ngx_http_kordon_limit_ctx_t *ngx_http_kordon_limit_create_ctx(
     ngx_http_request_t *r);
 static void ngx_http_kordon_limit_ctx_cleanup(void *data);
+static void ngx_http_kordon_limit_body_read(ngx_http_request_t *r);
 
 
 ngx_int_t
@@ -102,6 +103,24 @@ ngx_http_kordon_limit_handler(ngx_http_request_t *r)
         ctx->stage = NGX_HTTP_KORDON_LIMIT_GUARD;
     }
 
+    if (ctx->stage == NGX_HTTP_KORDON_LIMIT_GUARD
+        && llcf->guard && llcf->guard->json_fields && !ctx->body_read
+        && (r->headers_in.content_length_n > 0 || r->headers_in.chunked))
+    {
+        /* as the mirror module: read the body, then run the phases again */
+
+        ctx->body_read = 1;
+
+        rc = ngx_http_read_client_request_body(r,
+                                            ngx_http_kordon_limit_body_read);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        ngx_http_finalize_request(r, NGX_DONE);
+        return NGX_DONE;
+    }
+
     if (ctx->stage == NGX_HTTP_KORDON_LIMIT_GUARD) {
         ctx->stage = NGX_HTTP_KORDON_LIMIT_GUARD_WAIT;
 
@@ -127,6 +146,18 @@ ngx_http_kordon_limit_handler(ngx_http_request_t *r)
     ngx_http_kordon_limit_admitted(ctx);
 
     return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_kordon_limit_body_read(ngx_http_request_t *r)
+{
+    /* the body stays for the upstream */
+
+    r->preserve_body = 1;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
 }
 
 

@@ -41,6 +41,8 @@ static char *ngx_http_kordon_limit_guard(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_kordon_limit_guard_param(ngx_conf_t *cf,
     ngx_http_kordon_limit_guard_t *guard, ngx_str_t *v);
+static char *ngx_http_kordon_limit_json_fields(ngx_conf_t *cf,
+    ngx_http_kordon_limit_guard_t *guard, ngx_str_t *arg);
 static char *ngx_http_kordon_limit_methods(ngx_conf_t *cf, ngx_str_t *value,
     ngx_uint_t *methods);
 static ngx_int_t ngx_http_kordon_limit_fail(ngx_str_t *v, ngx_flag_t *open);
@@ -539,10 +541,12 @@ ngx_http_kordon_limit_guard(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     if (guard->name.len == 0 || guard->redis_name.len == 0
-        || (guard->account == NULL && guard->ip == NULL))
+        || (guard->account == NULL && guard->ip == NULL
+            && guard->json_fields == NULL))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" needs name=, redis= and account= or ip=",
+                           "\"%V\" needs name=, redis= and account=, "
+                           "account_json= or ip=",
                            &cmd->name);
         return NGX_CONF_ERROR;
     }
@@ -603,6 +607,10 @@ ngx_http_kordon_limit_guard_param(ngx_conf_t *cf,
         return guard->account ? NGX_CONF_OK : NGX_CONF_ERROR;
     }
 
+    if (ngx_http_kordon_limit_is(&name, "account_json")) {
+        return ngx_http_kordon_limit_json_fields(cf, guard, &arg);
+    }
+
     if (ngx_http_kordon_limit_is(&name, "ip")) {
         guard->ip = ngx_http_kordon_limit_cv(cf, &arg);
         return guard->ip ? NGX_CONF_OK : NGX_CONF_ERROR;
@@ -652,6 +660,57 @@ invalid:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", v);
 
     return NGX_CONF_ERROR;
+}
+
+
+/* "email,phone": the body's fields that name the account, in order */
+
+static char *
+ngx_http_kordon_limit_json_fields(ngx_conf_t *cf,
+    ngx_http_kordon_limit_guard_t *guard, ngx_str_t *arg)
+{
+    u_char     *p, *last, *comma;
+    ngx_str_t  *field;
+
+    guard->json_fields = ngx_array_create(cf->pool,
+                                          NGX_HTTP_KORDON_LIMIT_JSON_FIELDS_MAX,
+                                          sizeof(ngx_str_t));
+    if (guard->json_fields == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = arg->data;
+    last = arg->data + arg->len;
+
+    while (p < last) {
+        comma = ngx_strlchr(p, last, ',');
+
+        if (guard->json_fields->nelts == NGX_HTTP_KORDON_LIMIT_JSON_FIELDS_MAX
+            || p == (comma ? comma : last))
+        {
+            return "has an invalid account_json=";
+        }
+
+        field = ngx_array_push(guard->json_fields);
+        if (field == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        field->len = (comma ? comma : last) - p;
+
+        /* NUL-terminated for json_object_get() */
+
+        field->data = ngx_pnalloc(cf->pool, field->len + 1);
+        if (field->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *ngx_cpymem(field->data, p, field->len) = '\0';
+
+        p = comma ? comma + 1 : last;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -731,7 +790,9 @@ ngx_http_kordon_limit_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    if (ctx->headers && ngx_http_kordon_limit_add_headers(r, ctx) != NGX_OK) {
+    if ((ctx->headers || ctx->retry_after)
+        && ngx_http_kordon_limit_add_headers(r, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
