@@ -3,7 +3,8 @@
 # admit together stay within 10% of what the limit allows (burst + rate
 # x time).  The same flood against mode=local (each edge its own zone,
 # as Kong's local policy) shows what a per-edge limit lets through.
-# The figures are printed (diag).
+# mode=hybrid is measured too, with share=1 and share=3 (its accuracy
+# trade-off, see the module's README).  The figures are printed (diag).
 
 use strict;
 use warnings;
@@ -25,7 +26,8 @@ my @Edges;
 my $redis = redis_server();
 
 sub start_edge {
-    my ($mode) = @_;
+    my ($mode, $extra) = @_;
+    $extra //= '';
     my $dir = tempdir('kordon-edge-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     my $port = Test::Kordon::free_port(map { $_->{port} } @Edges);
     mkdir "$dir/$_" for qw(conf logs html);
@@ -47,7 +49,7 @@ http {
     access_log off;
     kordon_redis main 127.0.0.1:${\ $redis->port } timeout=500ms;
     kordon_limit_zone name=edge rate=$Rate/s burst=$Burst key=all
-                      mode=$mode redis=main;
+                      mode=$mode redis=main $extra;
     server {
         listen 127.0.0.1:$port;
         root html;
@@ -139,6 +141,17 @@ stop_edges();
 diag(sprintf "local, 3 edges: %d admitted of %d sent, limit %d: %.2fx",
              $lok, $lok + $lno, $limit, $lok / $limit);
 ok($lok > 2 * $limit, "local: each edge admits its own limit");
+
+for my $share (1, 3) {
+    $redis->cmd('FLUSHALL');
+    start_edge('hybrid', "sync=50ms share=$share") for 1 .. 3;
+    my ($hok, $hno) = flood();
+    stop_edges();
+    diag(sprintf "hybrid share=%d sync=50ms, 3 edges: %d admitted of %d "
+                 . "sent, limit %d: %+.1f%%", $share, $hok, $hok + $hno,
+                 $limit, 100 * ($hok - $limit) / $limit);
+    ok($hok < $lok, "hybrid share=$share admits less than local");
+}
 
 done_testing();
 

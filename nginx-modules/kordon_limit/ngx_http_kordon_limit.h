@@ -30,6 +30,11 @@
 
 #define NGX_HTTP_KORDON_LIMIT_LOCAL     1
 #define NGX_HTTP_KORDON_LIMIT_CLUSTER   2
+#define NGX_HTTP_KORDON_LIMIT_HYBRID    3
+
+/* hybrid: keys synced per batch, and the longest Redis key kept for it */
+#define NGX_HTTP_KORDON_LIMIT_SYNC_MAX      256
+#define NGX_HTTP_KORDON_LIMIT_SYNC_KEY_MAX  256
 
 #define NGX_HTTP_KORDON_LIMIT_RULES_MAX  8
 #define NGX_HTTP_KORDON_LIMIT_NS        1000000000
@@ -55,7 +60,19 @@ typedef struct {
     ngx_atomic_t                     failed_closed; /* refused that way */
     ngx_atomic_t                     evicted;       /* live keys dropped */
     ngx_atomic_t                     keys;          /* held now */
+    ngx_atomic_t                     synced;        /* hybrid: key counts
+                                                       sent to Redis */
+    ngx_atomic_t                     sync_dropped;  /* hybrid: not sent */
 } ngx_http_kordon_limit_stats_t;
+
+
+/* hybrid: a key with requests admitted here and not yet sent to Redis */
+typedef struct {
+    ngx_rbtree_key_t                 hash;
+    uint32_t                         count;
+    u_short                          len;
+    u_char                           key[NGX_HTTP_KORDON_LIMIT_SYNC_KEY_MAX];
+} ngx_http_kordon_limit_dirty_t;
 
 
 typedef struct {
@@ -64,6 +81,9 @@ typedef struct {
     ngx_queue_t                      queue;          /* LRU, newest first */
     u_char                           secret[16];     /* of the key hash */
     ngx_http_kordon_limit_stats_t    stats;
+    ngx_uint_t                       ndirty;         /* hybrid only: */
+    uint32_t                         generation;     /* of the list */
+    ngx_http_kordon_limit_dirty_t   *dirty;          /* SYNC_MAX of them */
 } ngx_http_kordon_limit_shctx_t;
 
 
@@ -73,7 +93,9 @@ typedef struct {
  */
 typedef struct {
     u_char                           color;
-    u_char                           pad[7];
+    u_char                           dirty;          /* hybrid: listed */
+    u_short                          pad;            /* hybrid: its slot */
+    uint32_t                         gen;            /* hybrid: the list */
     ngx_queue_t                      queue;
     uint64_t                         tat;            /* nanoseconds */
 } ngx_http_kordon_limit_node_t;
@@ -97,6 +119,12 @@ typedef struct {
     time_t                           log_sec;        /* this worker's */
     ngx_uint_t                       log_skipped;
     time_t                           evict_log_sec;
+    ngx_msec_t                       sync;           /* hybrid */
+    ngx_uint_t                       share;
+    ngx_event_t                      sync_event;     /* this worker's */
+    ngx_http_kordon_limit_dirty_t   *batch;          /* in flight */
+    ngx_uint_t                       nbatch;
+    uint32_t                         counts[NGX_HTTP_KORDON_LIMIT_SYNC_MAX];
 } ngx_http_kordon_limit_zone_t;
 
 
@@ -146,6 +174,7 @@ typedef struct {
     uint64_t                         remaining;
     uint64_t                         reset_s;
     ngx_rbtree_key_t                 hash;           /* local */
+    ngx_str_t                        redis_key;      /* hybrid */
     unsigned                         applied:1;
     unsigned                         limited:1;
     unsigned                         error:1;
@@ -190,6 +219,15 @@ void ngx_http_kordon_limit_guard_report(ngx_http_request_t *r,
     ngx_http_kordon_limit_guard_t *guard, ngx_http_kordon_limit_ctx_t *ctx,
     ngx_uint_t status);
 ngx_int_t ngx_http_kordon_limit_scripts_init(ngx_conf_t *cf);
+void ngx_http_kordon_limit_mark(ngx_http_kordon_limit_zone_t *zone,
+    ngx_http_kordon_limit_node_t *ln, ngx_rbtree_key_t hash, ngx_str_t *key);
+ngx_rbtree_node_t *ngx_http_kordon_limit_find(
+    ngx_http_kordon_limit_zone_t *zone, ngx_rbtree_key_t hash);
+ngx_int_t ngx_http_kordon_limit_sync_start(ngx_cycle_t *cycle,
+    ngx_http_kordon_limit_zone_t *zone);
+ngx_int_t ngx_http_kordon_limit_redis_key(ngx_pool_t *pool,
+    const char *prefix, ngx_str_t *name, ngx_str_t *key, const char *suffix,
+    ngx_str_t *out);
 
 void ngx_http_kordon_limit_undo(ngx_http_kordon_limit_ctx_t *ctx);
 void ngx_http_kordon_limit_admitted(ngx_http_kordon_limit_ctx_t *ctx);

@@ -73,13 +73,13 @@ static void ngx_http_kordon_limit_cluster_failed(ngx_http_request_t *r,
     ngx_http_kordon_limit_ctx_t *ctx, ngx_uint_t status);
 static void ngx_http_kordon_limit_guard_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
+static ngx_int_t ngx_http_kordon_limit_guard_keys(ngx_http_request_t *r,
+    ngx_http_kordon_limit_guard_t *guard, ngx_http_kordon_limit_ctx_t *ctx,
+    ngx_http_kordon_limit_call_t *call, ngx_uint_t counters);
 static void ngx_http_kordon_limit_report_done(redisReply *reply,
     ngx_uint_t status, void *data);
 static ngx_int_t ngx_http_kordon_limit_json_account(ngx_http_request_t *r,
     ngx_http_kordon_limit_guard_t *guard, ngx_str_t *account);
-static ngx_int_t ngx_http_kordon_limit_key(ngx_http_request_t *r,
-    const char *prefix, ngx_str_t *name, ngx_str_t *key, const char *suffix,
-    ngx_str_t *out);
 static ngx_int_t ngx_http_kordon_limit_arg(ngx_http_request_t *r,
     ngx_http_kordon_limit_call_t *call, uint64_t n);
 static void ngx_http_kordon_limit_resume(ngx_http_request_t *r,
@@ -207,8 +207,8 @@ ngx_http_kordon_limit_cluster(ngx_http_request_t *r,
             continue;
         }
 
-        if (ngx_http_kordon_limit_key(r, "kordon:limit:", &zone->name,
-                                      &res->key, "", &key)
+        if (ngx_http_kordon_limit_redis_key(r->pool, "kordon:limit:",
+                                            &zone->name, &res->key, "", &key)
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -433,7 +433,6 @@ ngx_http_kordon_limit_guard_check(ngx_http_request_t *r,
     ngx_http_kordon_limit_loc_conf_t *llcf, ngx_http_kordon_limit_ctx_t *ctx)
 {
     ngx_int_t                       rc;
-    ngx_str_t                       key;
     ngx_http_kordon_limit_call_t   *call;
     ngx_http_kordon_limit_guard_t  *guard;
 
@@ -468,28 +467,8 @@ ngx_http_kordon_limit_guard_check(ngx_http_request_t *r,
 
     call->argc = 3;
 
-    if (ctx->account.len) {
-        if (ngx_http_kordon_limit_key(r, "kordon:guard:a:", &guard->name,
-                                      &ctx->account, ":lock", &key)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        call->argv[call->argc] = (const char *) key.data;
-        call->argvlen[call->argc++] = key.len;
-    }
-
-    if (ctx->ip.len) {
-        if (ngx_http_kordon_limit_key(r, "kordon:guard:i:", &guard->name,
-                                      &ctx->ip, ":lock", &key)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        call->argv[call->argc] = (const char *) key.data;
-        call->argvlen[call->argc++] = key.len;
+    if (ngx_http_kordon_limit_guard_keys(r, guard, ctx, call, 0) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     call->argv[2] = call->argc == 5 ? "2" : "1";
@@ -683,8 +662,8 @@ ngx_http_kordon_limit_guard_report(ngx_http_request_t *r,
     ngx_uint_t status)
 {
     ngx_int_t                      rc;
-    ngx_uint_t                     i, ids;
-    ngx_str_t                      keys[4];
+    ngx_str_t                     *text;
+    ngx_uint_t                     nkeys;
     ngx_http_kordon_limit_call_t   call;
 
     if (ctx->refused) {
@@ -694,55 +673,28 @@ ngx_http_kordon_limit_guard_report(ngx_http_request_t *r,
     ngx_memzero(&call, sizeof(ngx_http_kordon_limit_call_t));
 
     if (status == NGX_HTTP_UNAUTHORIZED) {
-        ids = 0;
-
-        if (ctx->account.len
-            && (ngx_http_kordon_limit_key(r, "kordon:guard:a:", &guard->name,
-                                          &ctx->account, ":n", &keys[0])
-                != NGX_OK
-                || ngx_http_kordon_limit_key(r, "kordon:guard:a:",
-                                             &guard->name, &ctx->account,
-                                             ":lock", &keys[1])
-                   != NGX_OK))
-        {
-            return;
-        }
-
-        if (ctx->account.len) {
-            ids++;
-        }
-
-        if (ctx->ip.len
-            && (ngx_http_kordon_limit_key(r, "kordon:guard:i:", &guard->name,
-                                          &ctx->ip, ":n", &keys[2 * ids])
-                != NGX_OK
-                || ngx_http_kordon_limit_key(r, "kordon:guard:i:",
-                                             &guard->name, &ctx->ip,
-                                             ":lock", &keys[2 * ids + 1])
-                   != NGX_OK))
-        {
-            return;
-        }
-
-        if (ctx->ip.len) {
-            ids++;
-        }
+        text = &ngx_http_kordon_limit_fail_script.text;
 
         call.argv[0] = "EVAL";
         call.argvlen[0] = 4;
-        call.argv[1] = (const char *)
-                           ngx_http_kordon_limit_fail_script.text.data;
-        call.argvlen[1] = ngx_http_kordon_limit_fail_script.text.len;
-        call.argc = 2;
+        call.argv[1] = (const char *) text->data;
+        call.argvlen[1] = text->len;
+        call.argc = 3;
 
-        if (ngx_http_kordon_limit_arg(r, &call, 2 * ids) != NGX_OK) {
+        if (ngx_http_kordon_limit_guard_keys(r, guard, ctx, &call, 1)
+            != NGX_OK)
+        {
             return;
         }
 
-        for (i = 0; i < 2 * ids; i++) {
-            call.argv[call.argc] = (const char *) keys[i].data;
-            call.argvlen[call.argc++] = keys[i].len;
+        nkeys = call.argc - 3;
+
+        if (ngx_http_kordon_limit_arg(r, &call, nkeys) != NGX_OK) {
+            return;
         }
+
+        call.argv[2] = call.argv[--call.argc];
+        call.argvlen[2] = call.argvlen[call.argc];
 
         if (ngx_http_kordon_limit_arg(r, &call, guard->window) != NGX_OK
             || ngx_http_kordon_limit_arg(r, &call, guard->lockout) != NGX_OK
@@ -759,23 +711,19 @@ ngx_http_kordon_limit_guard_report(ngx_http_request_t *r,
         }
 
     } else if (status >= 200 && status < 300 && ctx->account.len) {
-        if (ngx_http_kordon_limit_key(r, "kordon:guard:a:", &guard->name,
-                                      &ctx->account, ":n", &keys[0])
-            != NGX_OK
-            || ngx_http_kordon_limit_key(r, "kordon:guard:a:", &guard->name,
-                                         &ctx->account, ":lock", &keys[1])
-               != NGX_OK)
+        call.argv[0] = "DEL";
+        call.argvlen[0] = 3;
+        call.argc = 1;
+
+        /* the answer is the last use of ctx: the address's keys stay */
+
+        ctx->ip.len = 0;
+
+        if (ngx_http_kordon_limit_guard_keys(r, guard, ctx, &call, 1)
+            != NGX_OK)
         {
             return;
         }
-
-        call.argv[0] = "DEL";
-        call.argvlen[0] = 3;
-        call.argv[1] = (const char *) keys[0].data;
-        call.argvlen[1] = keys[0].len;
-        call.argv[2] = (const char *) keys[1].data;
-        call.argvlen[2] = keys[1].len;
-        call.argc = 3;
 
     } else {
         return;
@@ -791,6 +739,57 @@ ngx_http_kordon_limit_guard_report(ngx_http_request_t *r,
     if (rc != NGX_HTTP_KORDON_REDIS_OK) {
         ngx_http_kordon_limit_report_done(NULL, rc, guard);
     }
+}
+
+
+/*
+ * Appends the guard's keys for the account and the address (those that
+ * are known) to a call: the lock keys, or (counters) the counter and
+ * the lock of each.
+ */
+
+static ngx_int_t
+ngx_http_kordon_limit_guard_keys(ngx_http_request_t *r,
+    ngx_http_kordon_limit_guard_t *guard, ngx_http_kordon_limit_ctx_t *ctx,
+    ngx_http_kordon_limit_call_t *call, ngx_uint_t counters)
+{
+    ngx_str_t    key, *value;
+    ngx_uint_t   i;
+    const char  *prefix;
+
+    for (i = 0; i < 2; i++) {
+        value = i == 0 ? &ctx->account : &ctx->ip;
+        prefix = i == 0 ? "kordon:guard:a:" : "kordon:guard:i:";
+
+        if (value->len == 0) {
+            continue;
+        }
+
+        if (counters) {
+            if (ngx_http_kordon_limit_redis_key(r->pool, prefix,
+                                                &guard->name, value, ":n",
+                                                &key)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            call->argv[call->argc] = (const char *) key.data;
+            call->argvlen[call->argc++] = key.len;
+        }
+
+        if (ngx_http_kordon_limit_redis_key(r->pool, prefix, &guard->name,
+                                            value, ":lock", &key)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        call->argv[call->argc] = (const char *) key.data;
+        call->argvlen[call->argc++] = key.len;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -894,8 +893,8 @@ ngx_http_kordon_limit_resume(ngx_http_request_t *r,
  * SHA-1 when long), suffix.
  */
 
-static ngx_int_t
-ngx_http_kordon_limit_key(ngx_http_request_t *r, const char *prefix,
+ngx_int_t
+ngx_http_kordon_limit_redis_key(ngx_pool_t *pool, const char *prefix,
     ngx_str_t *name, ngx_str_t *key, const char *suffix, ngx_str_t *out)
 {
     u_char      *p, sha1[20];
@@ -910,7 +909,7 @@ ngx_http_kordon_limit_key(ngx_http_request_t *r, const char *prefix,
 
     len = kordon_limit_redis_key_len(prefix, name->len, key->len);
 
-    p = ngx_pnalloc(r->pool, len + ngx_strlen(suffix));
+    p = ngx_pnalloc(pool, len + ngx_strlen(suffix));
     if (p == NULL) {
         return NGX_ERROR;
     }

@@ -42,8 +42,6 @@ static ngx_int_t ngx_http_kordon_limit_local(ngx_http_request_t *r,
     ngx_http_kordon_limit_loc_conf_t *llcf, ngx_http_kordon_limit_ctx_t *ctx);
 static ngx_int_t ngx_http_kordon_limit_lookup(ngx_http_request_t *r,
     ngx_http_kordon_limit_result_t *res, ngx_http_kordon_limit_ctx_t *ctx);
-static ngx_rbtree_node_t *ngx_http_kordon_limit_find(
-    ngx_http_kordon_limit_zone_t *zone, ngx_rbtree_key_t hash);
 static ngx_rbtree_node_t *ngx_http_kordon_limit_alloc(
     ngx_http_kordon_limit_zone_t *zone, uint64_t now);
 static ngx_uint_t ngx_http_kordon_limit_expire(
@@ -264,8 +262,17 @@ ngx_http_kordon_limit_local(ngx_http_request_t *r,
         ctx->n++;
         ctx->headers = 1;
 
-        if (res->zone->mode != NGX_HTTP_KORDON_LIMIT_LOCAL) {
+        if (res->zone->mode == NGX_HTTP_KORDON_LIMIT_CLUSTER) {
             continue;
+        }
+
+        if (res->zone->mode == NGX_HTTP_KORDON_LIMIT_HYBRID
+            && ngx_http_kordon_limit_redis_key(r->pool, "kordon:limit:",
+                                               &res->zone->name, &res->key,
+                                               "", &res->redis_key)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         if (ngx_http_kordon_limit_lookup(r, res, ctx) != NGX_OK) {
@@ -338,6 +345,7 @@ ngx_http_kordon_limit_lookup(ngx_http_request_t *r,
         node->key = hash;
         ln = (ngx_http_kordon_limit_node_t *) &node->color;
         ln->tat = 0;
+        ln->dirty = 0;
         tat = 0;
 
         ngx_rbtree_insert(&zone->sh->rbtree, node);
@@ -348,6 +356,10 @@ ngx_http_kordon_limit_lookup(ngx_http_request_t *r,
 
     ln->tat = g.tat;
     ngx_queue_insert_head(&zone->sh->queue, &ln->queue);
+
+    if (g.allowed && zone->mode == NGX_HTTP_KORDON_LIMIT_HYBRID) {
+        ngx_http_kordon_limit_mark(zone, ln, hash, &res->redis_key);
+    }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
@@ -367,7 +379,7 @@ ngx_http_kordon_limit_lookup(ngx_http_request_t *r,
 }
 
 
-static ngx_rbtree_node_t *
+ngx_rbtree_node_t *
 ngx_http_kordon_limit_find(ngx_http_kordon_limit_zone_t *zone,
     ngx_rbtree_key_t hash)
 {
@@ -505,10 +517,12 @@ ngx_http_kordon_limit_undo_local(ngx_http_kordon_limit_ctx_t *ctx)
         zone = res->zone;
 
         if (!res->applied || res->limited
-            || zone->mode != NGX_HTTP_KORDON_LIMIT_LOCAL)
+            || zone->mode == NGX_HTTP_KORDON_LIMIT_CLUSTER)
         {
             continue;
         }
+
+        /* hybrid: the count already listed for Redis stays, one over */
 
         ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -684,12 +698,19 @@ ngx_http_kordon_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_kordon_limit_zone_t  *ozone = data;
 
-    size_t                          len;
+    size_t                          len, size;
     ngx_http_kordon_limit_zone_t   *zone;
 
     zone = shm_zone->data;
 
     if (ozone) {
+        if (ozone->mode != zone->mode) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "limit zone \"%V\" changed its mode; rename it "
+                          "or restart nginx", &zone->name);
+            return NGX_ERROR;
+        }
+
         zone->sh = ozone->sh;
         zone->shpool = ozone->shpool;
         return NGX_OK;
@@ -707,6 +728,17 @@ ngx_http_kordon_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
                     ngx_rbtree_insert_value);
+
+    if (zone->mode == NGX_HTTP_KORDON_LIMIT_HYBRID) {
+        size = NGX_HTTP_KORDON_LIMIT_SYNC_MAX
+               * sizeof(ngx_http_kordon_limit_dirty_t);
+
+        zone->sh->dirty = ngx_slab_alloc(zone->shpool, size);
+        if (zone->sh->dirty == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     ngx_queue_init(&zone->sh->queue);
 
     if (RAND_bytes(zone->sh->secret, sizeof(zone->sh->secret)) != 1) {

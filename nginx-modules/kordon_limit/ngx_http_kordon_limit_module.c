@@ -62,6 +62,7 @@ static void *ngx_http_kordon_limit_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_kordon_limit_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
 static ngx_int_t ngx_http_kordon_limit_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_kordon_limit_init_process(ngx_cycle_t *cycle);
 
 
 static ngx_command_t  ngx_http_kordon_limit_commands[] = {
@@ -113,7 +114,7 @@ ngx_module_t  ngx_http_kordon_limit_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_kordon_limit_init_process,    /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -196,11 +197,31 @@ ngx_http_kordon_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (zone->mode == NGX_HTTP_KORDON_LIMIT_CLUSTER) {
+    if (zone->mode == NGX_HTTP_KORDON_LIMIT_HYBRID) {
+        if (zone->sync == 0) {
+            zone->sync = 100;
+        }
+
+        if (zone->share == 0) {
+            zone->share = 1;
+        }
+
+        /* between syncs, each edge has its share of rate and burst */
+
+        zone->gcra_ns.interval *= zone->share;
+        zone->gcra_ns.burst = ngx_max(zone->gcra_ns.burst / zone->share, 1);
+
+    } else if (zone->sync || zone->share) {
+        return "has sync= or share= outside mode=hybrid";
+    }
+
+    if (zone->mode != NGX_HTTP_KORDON_LIMIT_LOCAL) {
         if (zone->redis_name.len == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "limit zone \"%V\" in mode=cluster needs "
-                               "redis=", &zone->name);
+                               "limit zone \"%V\" in mode=%s needs "
+                               "redis=", &zone->name,
+                               zone->mode == NGX_HTTP_KORDON_LIMIT_CLUSTER
+                               ? "cluster" : "hybrid");
             return NGX_CONF_ERROR;
         }
 
@@ -215,8 +236,8 @@ ngx_http_kordon_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     if (size == 0) {
-        size = zone->mode == NGX_HTTP_KORDON_LIMIT_LOCAL ? 10 * 1024 * 1024
-                                                         : 64 * 1024;
+        size = zone->mode == NGX_HTTP_KORDON_LIMIT_CLUSTER ? 64 * 1024
+                                                           : 10 * 1024 * 1024;
     }
 
     if (size < (ssize_t) (8 * ngx_pagesize)) {
@@ -311,6 +332,28 @@ ngx_http_kordon_limit_zone_param(ngx_conf_t *cf,
     } else if (ngx_strcmp(v->data, "mode=cluster") == 0) {
         zone->mode = NGX_HTTP_KORDON_LIMIT_CLUSTER;
         return NGX_CONF_OK;
+
+    } else if (ngx_strcmp(v->data, "mode=hybrid") == 0) {
+        zone->mode = NGX_HTTP_KORDON_LIMIT_HYBRID;
+        return NGX_CONF_OK;
+
+    } else if (ngx_strncmp(v->data, "sync=", 5) == 0) {
+        s.data = v->data + 5;
+        s.len = v->len - 5;
+
+        zone->sync = ngx_parse_time(&s, 0);
+
+        if (zone->sync != (ngx_msec_t) NGX_ERROR && zone->sync) {
+            return NGX_CONF_OK;
+        }
+
+    } else if (ngx_strncmp(v->data, "share=", 6) == 0) {
+        n = ngx_atoi(v->data + 6, v->len - 6);
+
+        if (n >= 1 && n <= 64) {
+            zone->share = n;
+            return NGX_CONF_OK;
+        }
 
     } else if (ngx_strncmp(v->data, "redis=", 6) == 0) {
         zone->redis_name.data = v->data + 6;
@@ -850,9 +893,9 @@ ngx_http_kordon_limit_add_headers(ngx_http_request_t *r,
         zone = res->zone;
 
         p = ngx_sprintf(p, "%s\"%V\";q=%uL;w=%uL", p == policy ? "" : ", ",
-                        &zone->name, zone->gcra_ns.burst,
-                        kordon_limit_window(&zone->gcra_ns,
-                                            NGX_HTTP_KORDON_LIMIT_NS));
+                        &zone->name, zone->gcra_us.burst,
+                        kordon_limit_window(&zone->gcra_us,
+                                            NGX_HTTP_KORDON_LIMIT_US));
 
         q = ngx_sprintf(q, "%s\"%V\";r=%uL;t=%uL", q == limit ? "" : ", ",
                         &zone->name, res->remaining, res->reset_s);
@@ -1031,4 +1074,26 @@ ngx_http_kordon_limit_init(ngx_conf_t *cf)
     ngx_http_top_header_filter = ngx_http_kordon_limit_header_filter;
 
     return ngx_http_kordon_limit_scripts_init(cf);
+}
+
+
+/* each worker syncs the hybrid zones on a timer of its own */
+
+static ngx_int_t
+ngx_http_kordon_limit_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                      i, n;
+    ngx_http_kordon_limit_zone_t  **zones;
+
+    zones = ngx_http_kordon_limit_zones(cycle, &n);
+
+    for (i = 0; i < n; i++) {
+        if (zones[i]->mode == NGX_HTTP_KORDON_LIMIT_HYBRID
+            && ngx_http_kordon_limit_sync_start(cycle, zones[i]) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
