@@ -6,12 +6,33 @@
 # (a content handler: "return" would answer before the limits run).
 
 use Test::Kordon;
+use IO::Socket::INET;
 
 # a raw GET with headers, for blocks whose requests differ in a header
 sub get {
     my ($path, @h) = @_;
     return "GET $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
            . join('', map { "$_\r\n" } @h) . "\r\n";
+}
+
+# $n requests with distinct keys on one keep-alive connection, 500 at a
+# time; the key count at which the zone was full is in the error log
+sub fill {
+    my $n = shift;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . server_port(),
+                                  Proto => 'tcp') or die "connect: $!\n";
+    for (my $i = 0; $i < $n; $i += 500) {
+        my $req = join '', map { "GET /index.html?k=key-$_ HTTP/1.1\r\n"
+                                 . "Host: localhost\r\n\r\n" }
+                           $i .. $i + 499;
+        syswrite($s, $req) == length $req or die "write: $!\n";
+        my ($buf, $seen) = ('', 0);
+        while ($seen < 500) {
+            sysread($s, $buf, 65536, length $buf) or die "read: $!\n";
+            $seen = () = $buf =~ m{HTTP/1\.1 200 }g;
+        }
+    }
+    close $s;
 }
 
 run_tests();
@@ -221,3 +242,16 @@ limit zone "api" in mode=cluster needs redis=
 ["GET /index.html", sub { reload_nginx() }, "GET /index.html"]
 --- error_code eval
 [200, 429]
+
+
+
+=== TEST 15: a 1 MiB zone holds the keys kordon_limit_zone_keys() says
+--- http_config
+    kordon_limit_zone name=fill rate=1/m burst=1 key=$arg_k size=1m;
+--- config
+    keepalive_requests 100000;
+    location / { kordon_limit fill; }
+--- request eval
+[sub { fill(17000) }, "GET /index.html?k=last"]
+--- error_log eval
+[qr/kordon limit "fill": zone full at (?:1600\d|160[1-9]\d|161[0-2]\d) keys, evicting the least recently used/]
