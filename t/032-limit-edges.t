@@ -23,6 +23,15 @@ my $Modules = $ENV{KORDON_NGINX_MODULES} || "$Top/build/nginx/modules";
 my ($Rate, $Burst, $Seconds, $Clients) = (200, 20, 2, 2);
 my @Edges;
 
+$Modules = "$Top/$Modules" unless $Modules =~ m{^/};
+
+# a sanitizer build of the modules needs its runtime preloaded
+if (-e "$Modules/.asan") {
+    chomp(my $lib = `gcc -print-file-name=libasan.so`);
+    $ENV{LD_PRELOAD} = $lib;
+    $ENV{ASAN_OPTIONS} = 'detect_leaks=0:abort_on_error=1:detect_odr_violation=0';
+}
+
 my $redis = redis_server();
 
 sub start_edge {

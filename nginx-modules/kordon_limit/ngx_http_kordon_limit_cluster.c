@@ -69,7 +69,7 @@ static void ngx_http_kordon_limit_cluster_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
 static ngx_int_t ngx_http_kordon_limit_cluster_reply(ngx_http_request_t *r,
     ngx_http_kordon_limit_ctx_t *ctx, redisReply *reply);
-static void ngx_http_kordon_limit_cluster_failed(ngx_http_request_t *r,
+static ngx_int_t ngx_http_kordon_limit_cluster_failed(ngx_http_request_t *r,
     ngx_http_kordon_limit_ctx_t *ctx, ngx_uint_t status);
 static void ngx_http_kordon_limit_guard_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
@@ -259,13 +259,8 @@ ngx_http_kordon_limit_cluster(ngx_http_request_t *r,
         return NGX_DONE;
     }
 
-    ngx_http_kordon_limit_cluster_failed(r, ctx, rc);
-
-    if (ctx->refused) {
-        return NGX_DONE;
-    }
-
-    return NGX_DECLINED;
+    return ngx_http_kordon_limit_cluster_failed(r, ctx, rc) == NGX_DONE
+           ? NGX_DONE : NGX_DECLINED;
 }
 
 
@@ -304,9 +299,9 @@ ngx_http_kordon_limit_cluster_done(ngx_http_request_t *r, redisReply *reply,
         status = NGX_HTTP_KORDON_REDIS_ERROR;
     }
 
-    ngx_http_kordon_limit_cluster_failed(r, ctx, status);
+    /* a refused request may be freed already: ctx with it */
 
-    if (ctx->refused) {
+    if (ngx_http_kordon_limit_cluster_failed(r, ctx, status) == NGX_DONE) {
         return;
     }
 
@@ -376,9 +371,13 @@ ngx_http_kordon_limit_cluster_reply(ngx_http_request_t *r,
 }
 
 
-/* Redis could not say: each cluster limit applies its fail= policy */
+/*
+ * Redis could not say: each cluster limit applies its fail= policy.
+ * NGX_DONE when a fail-closed limit answered the request (which may be
+ * freed on return), NGX_OK to go on.
+ */
 
-static void
+static ngx_int_t
 ngx_http_kordon_limit_cluster_failed(ngx_http_request_t *r,
     ngx_http_kordon_limit_ctx_t *ctx, ngx_uint_t status)
 {
@@ -410,7 +409,7 @@ ngx_http_kordon_limit_cluster_failed(ngx_http_request_t *r,
     }
 
     if (!closed) {
-        return;
+        return NGX_OK;
     }
 
     ngx_http_kordon_limit_undo(ctx);
@@ -419,6 +418,8 @@ ngx_http_kordon_limit_cluster_failed(ngx_http_request_t *r,
                                       "the rate limit service is not "
                                       "available");
     ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
 }
 
 
