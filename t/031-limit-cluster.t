@@ -8,6 +8,7 @@
 
 use Test::Kordon;
 use Kordon::Redis;
+use POSIX ();
 use Time::HiRes qw(sleep);
 
 redis_setup();
@@ -213,7 +214,7 @@ failing closed
 
 
 
-=== TEST 9: Redis never there: a burst of 50 fails open, logged once
+=== TEST 9: Redis never there: a burst of 50 fails open, logged once a second
 --- http_config
     kordon_redis gone 127.0.0.1:$TEST_NGINX_UNUSED_PORT;
     kordon_limit_zone name=api rate=1/m burst=1 key=$remote_addr
@@ -224,12 +225,15 @@ failing closed
 [sub {
      my $st = burst('/index.html', 50);
      die "answers: @{[ %$st ]}\n" unless ($st->{200} // 0) == 50;
+     sleep 1.1;
  },
  "GET /index.html"]
 --- error_log eval
-[qr/failing open; 0 more such failures not logged/]
+[qr/failing open; 0 more such failures not logged/,
+ qr/failing open; [1-9]\d* more such failures not logged/]
 --- no_error_log eval
-[qr/failing open(?s:.*)failing open/, "[alert]"]
+[qr/failing open(?s:.*)failing open(?s:.*)failing open(?s:.*)failing open/,
+ "[alert]"]
 
 
 
@@ -262,3 +266,36 @@ failing closed
 --- must_die
 --- error_log
 the cluster limits of one place must use one redis
+
+
+
+=== TEST 12: 50 requests in flight when Redis dies: all answered, open
+--- http_config
+    kordon_redis main 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=2s;
+    kordon_limit_zone name=api rate=1/m burst=1 key=$arg_n
+                      mode=cluster redis=main timeout=2s;
+--- config
+    location / { kordon_limit api; }
+--- request eval
+[sub {
+     redis()->pause;
+     defined(my $pid = open(my $kid, '-|')) or die "fork: $!\n";
+     if (!$pid) {
+         my $st = burst('/index.html', 50);
+         print join(' ', map { "$_=$st->{$_}" } sort keys %$st), "\n";
+         POSIX::_exit(0);
+     }
+     sleep 0.3;
+     redis()->stop;                      # in flight: the connection ends
+     my $got = <$kid> // '';
+     close $kid;
+     redis()->start;
+     die "answers: $got\n" unless $got =~ /^200=50$/;
+ },
+ "GET /index.html?n=1"]
+--- error_code eval
+[200]
+--- error_log eval
+[qr/failed \(down\), failing open/]
+--- no_error_log
+[alert]
