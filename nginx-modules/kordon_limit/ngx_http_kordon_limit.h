@@ -177,6 +177,7 @@ typedef struct {
     ngx_str_t                        redis_key;      /* hybrid */
     unsigned                         applied:1;
     unsigned                         limited:1;
+    unsigned                         peeked:1;       /* not charged */
     unsigned                         error:1;
 } ngx_http_kordon_limit_result_t;
 

@@ -49,6 +49,7 @@ static ngx_uint_t ngx_http_kordon_limit_expire(
     ngx_uint_t force);
 static ngx_rbtree_key_t ngx_http_kordon_limit_hash(
     ngx_http_kordon_limit_zone_t *zone, ngx_str_t *key);
+static void ngx_http_kordon_limit_peek(ngx_http_kordon_limit_result_t *res);
 static void ngx_http_kordon_limit_undo_local(ngx_http_kordon_limit_ctx_t *ctx);
 static uint64_t ngx_http_kordon_limit_now(void);
 static ngx_http_kordon_limit_ctx_t *ngx_http_kordon_limit_create_ctx(
@@ -232,11 +233,12 @@ ngx_http_kordon_limit_local(ngx_http_request_t *r,
     ngx_http_kordon_limit_loc_conf_t *llcf, ngx_http_kordon_limit_ctx_t *ctx)
 {
     ngx_int_t                        rc;
-    ngx_uint_t                       i;
+    ngx_uint_t                       i, refused;
     ngx_http_kordon_limit_rule_t    *rule;
     ngx_http_kordon_limit_result_t  *res;
 
     rule = llcf->rules->elts;
+    refused = 0;
 
     for (i = 0; i < llcf->rules->nelts; i++) {
 
@@ -275,25 +277,71 @@ ngx_http_kordon_limit_local(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        /* refused already: the rest only show their state in the fields */
+
+        if (refused) {
+            ngx_http_kordon_limit_peek(res);
+            continue;
+        }
+
         if (ngx_http_kordon_limit_lookup(r, res, ctx) != NGX_OK) {
             res->error = 1;
             continue;
         }
 
         res->applied = 1;
-
-        if (res->limited) {
-            ngx_http_kordon_limit_undo_local(ctx);
-
-            rc = ngx_http_kordon_limit_refuse(r, ctx,
-                                              NGX_HTTP_TOO_MANY_REQUESTS,
-                                              NULL);
-            ngx_http_finalize_request(r, rc);
-            return NGX_DONE;
-        }
+        refused = res->limited;
     }
 
-    return NGX_DECLINED;
+    if (!refused) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_kordon_limit_undo_local(ctx);
+
+    rc = ngx_http_kordon_limit_refuse(r, ctx, NGX_HTTP_TOO_MANY_REQUESTS,
+                                      NULL);
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * A local key's state without a request against it: what it admits now
+ * and when it is full.  Marks res applied and peeked (nothing to undo).
+ */
+
+static void
+ngx_http_kordon_limit_peek(ngx_http_kordon_limit_result_t *res)
+{
+    uint64_t                       now, tat;
+    ngx_rbtree_node_t             *node;
+    kordon_gcra_result_t           g;
+    ngx_http_kordon_limit_zone_t  *zone;
+
+    zone = res->zone;
+    now = ngx_http_kordon_limit_now();
+    tat = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_kordon_limit_find(zone,
+                                      ngx_http_kordon_limit_hash(zone,
+                                                                 &res->key));
+    if (node) {
+        tat = ((ngx_http_kordon_limit_node_t *) &node->color)->tat;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    kordon_gcra(&zone->gcra_ns, tat, now, &g);
+
+    res->applied = 1;
+    res->peeked = 1;
+    res->remaining = g.allowed ? g.remaining + 1 : 0;
+    res->reset_s = kordon_limit_seconds(tat > now ? tat - now : 0,
+                                        NGX_HTTP_KORDON_LIMIT_NS);
 }
 
 
@@ -516,7 +564,7 @@ ngx_http_kordon_limit_undo_local(ngx_http_kordon_limit_ctx_t *ctx)
         res = &ctx->results[i];
         zone = res->zone;
 
-        if (!res->applied || res->limited
+        if (!res->applied || res->limited || res->peeked
             || zone->mode == NGX_HTTP_KORDON_LIMIT_CLUSTER)
         {
             continue;
