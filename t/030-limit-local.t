@@ -251,7 +251,29 @@ limit zone "api" in mode=cluster needs redis=
 --- config
     keepalive_requests 100000;
     location / { kordon_limit fill; }
+    location = /stats { kordon_limit_stats; }
 --- request eval
-[sub { fill(17000) }, "GET /index.html?k=last"]
+[sub { fill(17000) }, "GET /index.html?k=last", "GET /stats"]
+--- response_body_like eval
+["", '"admitted":17001,.*"evicted":8(?:7[3-9]|80),"keys":161(?:2[1-8]),']
 --- error_log eval
 [qr/kordon limit "fill": zone full at (?:1600\d|160[1-9]\d|161[0-2]\d) keys, evicting the least recently used/]
+
+
+
+=== TEST 16: the counters: admitted, limited, keys held
+--- http_config
+    kordon_limit_zone name=api rate=1/m burst=1 key=$remote_addr;
+    kordon_limit_zone name=idle rate=1/m burst=1 key=$remote_addr mode=local;
+--- config
+    location / { kordon_limit api; }
+    location = /stats { kordon_limit_stats; }
+--- request eval
+["GET /index.html", "GET /index.html", "GET /index.html", "GET /stats"]
+--- error_code eval
+[200, 429, 429, 200]
+--- response_headers eval
+["", "", "", "Content-Type: application/json"]
+--- response_body eval
+[undef, undef, undef,
+ '{"zones":[{"zone":"api","mode":"local","admitted":1,"limited":2,"redis_errors":0,"failed_open":0,"failed_closed":0,"evicted":0,"keys":1,"synced":0,"sync_dropped":0},{"zone":"idle","mode":"local","admitted":0,"limited":0,"redis_errors":0,"failed_open":0,"failed_closed":0,"evicted":0,"keys":0,"synced":0,"sync_dropped":0}]}' . "\n"]

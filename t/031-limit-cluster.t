@@ -141,12 +141,16 @@ __DATA__
         add_header X-Limit $kordon_limit_status always;
         add_header X-Time $request_time always;
     }
+    location = /stats { kordon_limit_stats; }
 --- request eval
 ["GET /index.html", "GET /index.html", sub { redis()->stop; sleep 0.1 },
  "GET /index.html", "GET /index.html", "GET /index.html",
- sub { redis()->start; sleep 0.5 }]
+ sub { redis()->start; sleep 0.5 }, "GET /stats"]
+--- response_body_like eval
+["", "", "", "", "",
+ '"mode":"cluster","admitted":4,"limited":1,"redis_errors":3,"failed_open":3,"failed_closed":0,']
 --- error_code eval
-[200, 429, 200, 200, 200]
+[200, 429, 200, 200, 200, 200]
 --- response_headers_like eval
 ["X-Limit: ^ok\$", "X-Limit: ^limited:api\$",
  "X-Limit: ^error:api\$\nX-Time: ^0\\.0[0-4]\\d\$\n!RateLimit\$",
@@ -170,12 +174,16 @@ __DATA__
         add_header X-Limit $kordon_limit_status always;
         add_header X-Time $request_time always;
     }
+    location = /stats { kordon_limit_stats; }
 --- request eval
 ["GET /index.html", sub { redis()->stop; sleep 0.1 },
  "GET /index.html", "GET /index.html",
- sub { redis()->start; poll_ok('/index.html', 5) }, "GET /index.html"]
+ sub { redis()->start; poll_ok('/index.html', 5) }, "GET /index.html",
+ "GET /stats"]
 --- error_code eval
-[200, 503, 503, 200]
+[200, 503, 503, 200, 200]
+--- response_body_like eval
+["", "", "", "", '"limited":0,"redis_errors":[2-9],"failed_open":0,"failed_closed":[2-9],']
 --- problem eval
 [undef, "503 the rate limit service is not available",
  "503 the rate limit service is not available", undef]

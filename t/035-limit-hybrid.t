@@ -31,18 +31,22 @@ __DATA__
                       mode=hybrid redis=main sync=50ms;
 --- config
     location / { kordon_limit hy; add_header X-Limit $kordon_limit_status always; }
+    location = /stats { kordon_limit_stats; }
 --- request eval
 ["GET /index.html", "GET /index.html",
  sub {
      sleep 0.2;
      my $ttl = redis()->cmd('PTTL', 'kordon:limit:hy:127.0.0.1');
      die "pttl $ttl\n" unless $ttl > 19000 && $ttl <= 20001;
- }]
+ },
+ "GET /stats"]
 --- error_code eval
-[200, 200]
+[200, 200, 200]
+--- response_body_like eval
+["", "", '"mode":"hybrid","admitted":2,.*"keys":1,"synced":[12],"sync_dropped":0']
 --- response_headers eval
 ["RateLimit-Policy: \"hy\";q=3;w=30\nRateLimit: \"hy\";r=2;t=10\nX-Limit: ok",
- "RateLimit: \"hy\";r=1;t=20"]
+ "RateLimit: \"hy\";r=1;t=20", ""]
 --- no_error_log
 [error]
 

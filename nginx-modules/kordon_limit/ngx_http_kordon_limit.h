@@ -240,6 +240,9 @@ void ngx_http_kordon_limit_log_failure(ngx_log_t *log, ngx_str_t *what,
     ngx_str_t *redis, ngx_uint_t status, ngx_flag_t fail_open,
     time_t *log_sec, ngx_uint_t *log_skipped);
 
+char *ngx_http_kordon_limit_stats(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
 /* every zone of a cycle's configuration, for exporters; *n set */
 ngx_http_kordon_limit_zone_t **ngx_http_kordon_limit_zones(
     ngx_cycle_t *cycle, ngx_uint_t *n);

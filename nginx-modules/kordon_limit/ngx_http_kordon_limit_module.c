@@ -81,6 +81,13 @@ static ngx_command_t  ngx_http_kordon_limit_commands[] = {
       0,
       NULL },
 
+    { ngx_string("kordon_limit_stats"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_kordon_limit_stats,
+      0,
+      0,
+      NULL },
+
     { ngx_string("kordon_limit_guard"),
       NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
       ngx_http_kordon_limit_guard,
