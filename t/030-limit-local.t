@@ -277,3 +277,21 @@ limit zone "api" in mode=cluster needs redis=
 --- response_body eval
 [undef, undef, undef,
  '{"zones":[{"zone":"api","mode":"local","admitted":1,"limited":2,"redis_errors":0,"failed_open":0,"failed_closed":0,"evicted":0,"keys":1,"synced":0,"sync_dropped":0},{"zone":"idle","mode":"local","admitted":0,"limited":0,"redis_errors":0,"failed_open":0,"failed_closed":0,"evicted":0,"keys":0,"synced":0,"sync_dropped":0}]}' . "\n"]
+
+
+
+=== TEST 17: an internal redirect (index) counts the request once
+--- http_config
+    kordon_limit_zone name=api rate=1/m burst=2 key=$remote_addr;
+--- config
+    location / { kordon_limit api; add_header X-Limit $kordon_limit_status always; }
+    location = /stats { kordon_limit_stats; }
+--- request eval
+["GET /", "GET /", "GET /", "GET /stats"]
+--- error_code eval
+[200, 200, 429, 200]
+--- response_headers eval
+["X-Limit: ok\nRateLimit: \"api\";r=1;t=60", "X-Limit: ok",
+ "X-Limit: limited:api", ""]
+--- response_body_like eval
+["It works", "It works", "", '"admitted":2,"limited":1,']

@@ -203,6 +203,7 @@ typedef struct {
     unsigned                         guard_reported:1;
     unsigned                         refused:1;
     unsigned                         body_read:1;
+    unsigned                         decided:1;
 } ngx_http_kordon_limit_ctx_t;
 
 

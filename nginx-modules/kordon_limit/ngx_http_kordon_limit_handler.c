@@ -77,6 +77,11 @@ ngx_http_kordon_limit_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_kordon_limit_get_ctx(r);
 
+    if (ctx && ctx->decided) {
+        /* an internal redirect (index, try_files): counted once */
+        return NGX_DECLINED;
+    }
+
     if (ctx == NULL) {
         ctx = ngx_http_kordon_limit_create_ctx(r);
         if (ctx == NULL) {
@@ -140,6 +145,8 @@ ngx_http_kordon_limit_handler(ngx_http_request_t *r)
                       ctx->stage);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ctx->decided = 1;
 
     ngx_http_kordon_limit_set_status(r, ctx);
     ngx_http_kordon_limit_admitted(ctx);
