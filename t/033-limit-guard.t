@@ -48,6 +48,7 @@ __DATA__
     location /login {
         kordon_limit_guard name=login redis=main account=$arg_email
                            failures=2 lockout=1s lockout_max=4s;
+        add_header X-Limit $kordon_limit_status always;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT2;
     }
 --- request eval
@@ -68,7 +69,8 @@ __DATA__
 [undef, undef, "429 too many failed attempts, try again later", undef,
  undef, undef, undef]
 --- response_headers eval
-["", "", "Retry-After: 1", "", "Retry-After: 2", "", "Retry-After: 4"]
+["X-Limit: ok", "", "Retry-After: 1\nX-Limit: limited:login", "",
+ "Retry-After: 2", "", "Retry-After: 4"]
 
 
 
@@ -188,6 +190,7 @@ __DATA__
 --- http_config
     kordon_redis gone 127.0.0.1:$TEST_NGINX_UNUSED_PORT;
 --- config
+    add_header X-Limit $kordon_limit_status always;
     location /open {
         kordon_limit_guard name=login redis=gone account=$arg_email;
         proxy_pass http://127.0.0.1:$TEST_NGINX_ECHO_PORT;
@@ -203,6 +206,8 @@ __DATA__
 [200, 503]
 --- problem eval
 [undef, "503 the login guard is not available"]
+--- response_headers eval
+["X-Limit: error:login", "X-Limit: error:login"]
 --- no_error_log
 [alert]
 

@@ -204,6 +204,8 @@ typedef struct {
     unsigned                         refused:1;
     unsigned                         body_read:1;
     unsigned                         decided:1;
+    unsigned                         guard_limited:1;
+    unsigned                         guard_error:1;
 } ngx_http_kordon_limit_ctx_t;
 
 

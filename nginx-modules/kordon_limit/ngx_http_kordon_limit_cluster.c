@@ -492,9 +492,13 @@ ngx_http_kordon_limit_guard_check(ngx_http_request_t *r,
                                       guard->fail_open, &guard->log_sec,
                                       &guard->log_skipped);
 
+    ctx->guard_error = 1;
+
     if (guard->fail_open) {
         return NGX_DECLINED;
     }
+
+    ngx_http_kordon_limit_undo(ctx);
 
     rc = ngx_http_kordon_limit_refuse(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       "the login guard is not available");
@@ -529,6 +533,8 @@ ngx_http_kordon_limit_guard_done(ngx_http_request_t *r, redisReply *reply,
                                           guard->fail_open, &guard->log_sec,
                                           &guard->log_skipped);
 
+        ctx->guard_error = 1;
+
         if (guard->fail_open) {
             ngx_http_kordon_limit_resume(r, ctx, NGX_HTTP_KORDON_LIMIT_DONE);
             return;
@@ -554,6 +560,7 @@ ngx_http_kordon_limit_guard_done(ngx_http_request_t *r, redisReply *reply,
 
     ngx_http_kordon_limit_undo(ctx);
 
+    ctx->guard_limited = 1;
     ctx->retry_after = kordon_limit_seconds(reply->integer, 1000);
 
     rc = ngx_http_kordon_limit_refuse(r, ctx, NGX_HTTP_TOO_MANY_REQUESTS,

@@ -680,34 +680,47 @@ ngx_http_kordon_limit_set_status(ngx_http_request_t *r,
 {
     size_t                           len;
     u_char                          *p;
+    ngx_str_t                       *name;
     ngx_uint_t                       i;
-    ngx_http_kordon_limit_result_t  *res, *limited, *error;
+    const char                      *what;
+    ngx_http_kordon_limit_result_t  *res;
 
-    limited = NULL;
-    error = NULL;
+    name = NULL;
+    what = NULL;
+
+    /* a limit that refused, else the guard's lock, else a failure */
 
     for (i = 0; i < ctx->n; i++) {
         res = &ctx->results[i];
 
-        if (res->limited && limited == NULL) {
-            limited = res;
+        if (res->limited) {
+            name = &res->zone->name;
+            what = "limited";
+            break;
         }
 
-        if (res->error && error == NULL) {
-            error = res;
+        if (res->error && name == NULL) {
+            name = &res->zone->name;
+            what = "error";
         }
     }
 
-    if (limited == NULL && error == NULL) {
-        if (ctx->n) {
+    if (ctx->guard && (ctx->guard_limited || (ctx->guard_error && !name))) {
+        if (what == NULL || ngx_strcmp(what, "limited") != 0) {
+            name = &ctx->guard->name;
+            what = ctx->guard_limited ? "limited" : "error";
+        }
+    }
+
+    if (name == NULL) {
+        if (ctx->n || ctx->guard) {
             ngx_str_set(&ctx->status, "ok");
         }
 
         return;
     }
 
-    res = limited ? limited : error;
-    len = sizeof("limited:") - 1 + res->zone->name.len;
+    len = sizeof("limited:") - 1 + name->len;
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -715,9 +728,7 @@ ngx_http_kordon_limit_set_status(ngx_http_request_t *r,
     }
 
     ctx->status.data = p;
-    ctx->status.len = ngx_sprintf(p, "%s:%V", limited ? "limited" : "error",
-                                  &res->zone->name)
-                      - p;
+    ctx->status.len = ngx_sprintf(p, "%s:%V", what, name) - p;
 }
 
 
