@@ -103,7 +103,8 @@ __DATA__
 [200, 429, 200, 200, 429]
 --- response_headers eval
 ["RateLimit-Policy: \"small\";q=1;w=60, \"big\";q=3;w=60",
- "X-Limit: limited:small", "RateLimit: \"small\";r=0;t=60, \"big\";r=1;t=40",
+ "X-Limit: limited:small\nRateLimit: \"small\";r=0;t=60, \"big\";r=2;t=20",
+ "RateLimit: \"small\";r=0;t=60, \"big\";r=1;t=40",
  "", "X-Limit: limited:big"]
 
 

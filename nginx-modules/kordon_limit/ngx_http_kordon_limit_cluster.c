@@ -88,7 +88,12 @@ static ngx_int_t ngx_http_kordon_limit_script_init(
     ngx_http_kordon_limit_script_t *s);
 
 
-/* KEYS: the limits' keys; ARGV: interval (us) and burst of each */
+/*
+ * KEYS: the limits' keys; ARGV: interval (us) and burst of each.  Per
+ * key: admitted (1/0), remaining, retry after (us), reset after (us);
+ * all or nothing is charged, and when one refuses the others report
+ * their state uncharged.
+ */
 
 static ngx_http_kordon_limit_script_t  ngx_http_kordon_limit_gcra_script = {
     ngx_string(
@@ -115,10 +120,13 @@ static ngx_http_kordon_limit_script_t  ngx_http_kordon_limit_gcra_script = {
         "    out[4 * i] = ahead\n"
         "  end\n"
         "end\n"
-        "if ok then\n"
-        "  for i = 1, #KEYS do\n"
+        "for i = 1, #KEYS do\n"
+        "  if ok then\n"
         "    redis.call('SET', KEYS[i], string.format('%.0f', tats[i]),\n"
         "               'PX', math.floor((tats[i] - now) / 1000) + 1)\n"
+        "  elseif out[4 * i - 3] == 1 then\n"
+        "    out[4 * i - 2] = out[4 * i - 2] + 1\n"
+        "    out[4 * i] = out[4 * i] - tonumber(ARGV[2 * i - 1])\n"
         "  end\n"
         "end\n"
         "return out\n"),
