@@ -8,6 +8,7 @@
 
 use Test::Kordon;
 use Kordon::Redis;
+use Digest::SHA ();
 use POSIX ();
 use Time::HiRes qw(sleep);
 
@@ -308,3 +309,23 @@ the cluster limits of one place must use one redis
 [qr/failed \(down\), failing open/]
 --- no_error_log
 [alert]
+
+
+
+=== TEST 13: a key over 200 bytes goes to Redis as its SHA-1
+--- http_config
+    kordon_redis main 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    kordon_limit_zone name=api rate=1/m burst=1 key=$arg_k
+                      mode=cluster redis=main;
+--- config
+    location / { kordon_limit api; }
+--- request eval
+["GET /index.html?k=" . ('x' x 300), "GET /index.html?k=" . ('x' x 300),
+ "GET /index.html?k=" . ('x' x 299) . 'y',
+ sub {
+     my $sha = Digest::SHA::sha1_hex('x' x 300);
+     die "no hashed key\n"
+         unless redis()->cmd('EXISTS', "kordon:limit:api:#$sha") == 1;
+ }]
+--- error_code eval
+[200, 429, 200]

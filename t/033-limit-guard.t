@@ -224,3 +224,40 @@ __DATA__
 --- request
 GET /login
 --- error_code: 200
+
+
+
+=== TEST 9: a body too large to parse: the address alone counts
+--- http_config
+    kordon_redis main 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    server {
+        listen 127.0.0.1:$TEST_NGINX_SERVER_PORT2;
+        location /login { return 401; }
+    }
+--- config
+    client_body_buffer_size 64k;
+    location /login {
+        kordon_limit_guard name=login redis=main account_json=email
+                           ip=$remote_addr failures=1 ip_failures=5;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT2;
+    }
+--- raw_request eval
+[post('{"email":"ann@example.com","pad":"' . ('p' x 20000) . '"}'),
+ post('{"email":"ann@example.com","pad":"' . ('p' x 20000) . '"}'),
+ sub {
+     sleep 0.05;
+     die "an account counter\n" if redis()->cmd('KEYS', 'kordon:guard:a:*');
+     die "no address counter\n"
+         unless redis()->cmd('GET', 'kordon:guard:i:login:127.0.0.1:n') == 2;
+ }]
+--- error_code eval
+[401, 401]
+
+
+
+=== TEST 10: a guard without redis= fails nginx -t
+--- config
+    location /login { kordon_limit_guard name=login account=$arg_email; }
+--- must_die
+--- error_log
+"kordon_limit_guard" needs name=, redis= and account=, account_json= or ip=
