@@ -174,7 +174,6 @@ typedef struct {
     uint64_t                         remaining;
     uint64_t                         reset_s;
     ngx_rbtree_key_t                 hash;           /* local */
-    ngx_str_t                        redis_key;      /* hybrid */
     unsigned                         applied:1;
     unsigned                         limited:1;
     unsigned                         peeked:1;       /* not charged */

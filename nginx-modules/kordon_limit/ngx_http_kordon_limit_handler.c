@@ -275,15 +275,6 @@ ngx_http_kordon_limit_local(ngx_http_request_t *r,
             continue;
         }
 
-        if (res->zone->mode == NGX_HTTP_KORDON_LIMIT_HYBRID
-            && ngx_http_kordon_limit_redis_key(r->pool, "kordon:limit:",
-                                               &res->zone->name, &res->key,
-                                               "", &res->redis_key)
-               != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
         /* refused already: the rest only show their state in the fields */
 
         if (refused) {
@@ -413,7 +404,7 @@ ngx_http_kordon_limit_lookup(ngx_http_request_t *r,
     ngx_queue_insert_head(&zone->sh->queue, &ln->queue);
 
     if (g.allowed && zone->mode == NGX_HTTP_KORDON_LIMIT_HYBRID) {
-        ngx_http_kordon_limit_mark(zone, ln, hash, &res->redis_key);
+        ngx_http_kordon_limit_mark(zone, ln, hash, &res->key);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);

@@ -27,6 +27,8 @@
 
 #include <time.h>
 
+#include <ngx_sha1.h>
+
 #include "ngx_http_kordon_limit.h"
 
 
@@ -57,13 +59,16 @@ static ngx_str_t  ngx_http_kordon_limit_sync_script = ngx_string(
 
 /*
  * With the zone locked, after a request was admitted: counts it for the
- * next sync.  A full list leaves the request counted here only.
+ * next sync (key is the limit's key; the Redis key is made here, once a
+ * sync).  A full list leaves the request counted here only.
  */
 
 void
 ngx_http_kordon_limit_mark(ngx_http_kordon_limit_zone_t *zone,
     ngx_http_kordon_limit_node_t *ln, ngx_rbtree_key_t hash, ngx_str_t *key)
 {
+    u_char                          sha1[20];
+    ngx_sha1_t                      sha;
     ngx_http_kordon_limit_dirty_t  *d;
     ngx_http_kordon_limit_shctx_t  *sh;
 
@@ -78,18 +83,25 @@ ngx_http_kordon_limit_mark(ngx_http_kordon_limit_zone_t *zone,
         return;
     }
 
-    if (sh->ndirty == NGX_HTTP_KORDON_LIMIT_SYNC_MAX
-        || key->len > NGX_HTTP_KORDON_LIMIT_SYNC_KEY_MAX)
-    {
+    if (sh->ndirty == NGX_HTTP_KORDON_LIMIT_SYNC_MAX) {
         (void) ngx_atomic_fetch_add(&sh->stats.sync_dropped, 1);
         return;
+    }
+
+    /* the Redis key, as mode=cluster names it: at most 246 bytes */
+
+    if (kordon_limit_redis_key_hashed(key->len)) {
+        ngx_sha1_init(&sha);
+        ngx_sha1_update(&sha, key->data, key->len);
+        ngx_sha1_final(sha1, &sha);
     }
 
     d = &sh->dirty[sh->ndirty];
     d->hash = hash;
     d->count = 1;
-    d->len = key->len;
-    ngx_memcpy(d->key, key->data, key->len);
+    d->len = kordon_limit_redis_key(d->key, "kordon:limit:", zone->name.data,
+                                    zone->name.len, key->data, key->len,
+                                    sha1);
 
     ln->dirty = 1;
     ln->pad = (u_short) sh->ndirty++;
