@@ -964,9 +964,7 @@ ngx_http_kordon_limit_zones(ngx_cycle_t *cycle, ngx_uint_t *n)
 
     *n = 0;
 
-    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_module) == NULL) {
-        return NULL;
-    }
+    /* NULL without an http{} block */
 
     lmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_kordon_limit_module);
