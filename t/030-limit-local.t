@@ -295,3 +295,22 @@ limit zone "api" in mode=cluster needs redis=
  "X-Limit: limited:api", ""]
 --- response_body_like eval
 ["It works", "It works", "", '"admitted":2,"limited":1,']
+
+
+
+=== TEST 18: limits at server level reach locations that have none
+--- http_config
+    kordon_limit_zone name=srv rate=1/m burst=1 key=$remote_addr;
+    kordon_limit_zone name=own rate=1/m burst=2 key=$remote_addr;
+--- config
+    kordon_limit srv;
+    location /own/ { kordon_limit own; alias html/; }
+    location / { }
+--- request eval
+["GET /index.html", "GET /index.html", "GET /own/index.html",
+ "GET /own/index.html"]
+--- error_code eval
+[200, 429, 200, 200]
+--- response_headers eval
+["RateLimit-Policy: \"srv\";q=1;w=60", "", "RateLimit-Policy: \"own\";q=2;w=120",
+ ""]
