@@ -3,7 +3,9 @@
  * Kordon edge: the pure parts of the rate limits (see the header for the
  * contracts).  GCRA is written once here for local zones; the Redis
  * script in ngx_http_kordon_limit_cluster.c is the same arithmetic in
- * Lua, and t/unit/test_limit.c pins both to the same cases.
+ * Lua (and the guard's script is kordon_limit_lockout() in Lua):
+ * t/unit/test_limit.c pins the C, and t/030 and t/031 expect the same
+ * answers, to the header, from a local and a cluster zone.
  */
 
 
