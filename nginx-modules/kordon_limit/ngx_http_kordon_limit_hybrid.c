@@ -74,7 +74,7 @@ ngx_http_kordon_limit_mark(ngx_http_kordon_limit_zone_t *zone,
 
     sh = zone->sh;
 
-    /* listed in the current list: pad is its slot, pending the list */
+    /* listed in the current list: pad is its slot, gen the list's number */
 
     if (ln->dirty && ln->gen == sh->generation
         && ln->pad < sh->ndirty && sh->dirty[ln->pad].hash == hash)
