@@ -14,7 +14,8 @@
 
 BUILD     ?= build
 SAN       ?=
-PKGS      := libmicrohttpd jansson libpq rdkafka libcrypto
+PKGS      := libmicrohttpd jansson libpq rdkafka libcrypto libargon2 libjwt \
+             hiredis
 
 CC        ?= gcc
 CFLAGS    ?= -O2 -g
