@@ -103,7 +103,8 @@ users_now_ms(void)
 static redisContext *
 users_redis(void)
 {
-    struct timeval  tv = { 0, USERS_REVOKE_TIMEOUT_MS * 1000 };
+    struct timeval  tv = { USERS_REVOKE_TIMEOUT_MS / 1000,
+                           USERS_REVOKE_TIMEOUT_MS % 1000 * 1000 };
 
     if (users_rv.rc != NULL && users_rv.rc->err == 0) {
         return users_rv.rc;
