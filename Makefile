@@ -14,7 +14,7 @@
 
 BUILD     ?= build
 SAN       ?=
-PKGS      := libmicrohttpd jansson libpq rdkafka libcrypto libargon2 libjwt \
+PKGS      := libmicrohttpd jansson libpq rdkafka libcrypto libargon2 \
              hiredis
 
 CC        ?= gcc

@@ -3,10 +3,11 @@
  * RS256) with OpenSSL 3's EVP.
  *
  * Why not libjwt: Debian's libjwt 1.10 always writes the header "typ" as
- * "JWT" (jwt_encode_str() replaces any value set before), and the
- * contract wants "at+jwt" (RFC 9068).  The unit tests still decode and
- * verify our tokens with libjwt, as an independent check.  Signing here
- * also parses the key once per rotation instead of once per token.
+ * "JWT" (jwt_encode_str() replaces any value set before) and its
+ * decoder refuses any other typ, and the contract wants "at+jwt" (RFC
+ * 9068).  The unit tests (t/unit/test_users_token.c) check every token
+ * with the edge's own verifier instead.  Signing here also parses the
+ * key once per rotation, not once per token.
  *
  * Keys live in KORDON_USERS_KEYS_DIR (scripts/stack's `keys` component
  * makes them, scripts/rotate-jwt-key rotates them):

@@ -5,7 +5,7 @@
  *   pool.c      the bounded pool of threads that runs password work
  *   password.c  argon2id hashes, the password rules, the common list
  *   secret.c    random codes and tokens, their HMAC and SHA-256
- *   jwt.c       the signing key (libjwt, ES256) and the JWKS file
+ *   jwt.c       the signing key (ES256 or RS256), tokens, the JWKS file
  *   revoke.c    pending revocations pushed to the Redis stream
  *   db.c        what every handler does with the database: audit rows,
  *               sessions, token pairs, events
