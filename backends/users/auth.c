@@ -5,7 +5,9 @@
  *
  * No enumeration: for an address that has no account, an account of any
  * status, or a locked-out one, register, resend and forgot answer the
- * same 202 with the same body, and login the same 401.  Register and
+ * same 202 with the same body, and login the same 401 -- and the same
+ * 429 after 5 failures, since an address without an account locks too
+ * (table login_throttle).  Register and
  * login always pay one argon2id computation (register hashes the password
  * before looking the address up; login verifies against a dummy hash for
  * an unknown address), so they also take about the same time.  What
@@ -162,6 +164,13 @@ users_auth_new_password(users_auth_t *a, const char *pointer)
 }
 
 
+static const char *
+users_auth_address(const users_auth_t *a)
+{
+    return a->email[0] != '\0' ? a->email : a->phone;
+}
+
+
 /* Looks the address up (FOR UPDATE); fills found, id, status, hash. */
 static int
 users_auth_lookup(kit_pg_t *pg, users_auth_t *a)
@@ -169,7 +178,7 @@ users_auth_lookup(kit_pg_t *pg, users_auth_t *a)
     const char  *p[1];
     PGresult    *res;
 
-    p[0] = a->email[0] != '\0' ? a->email : a->phone;
+    p[0] = users_auth_address(a);
     res = a->email[0] != '\0'
           ? kit_pg_exec(pg, "users_by_email", USERS_ADDRESS_SELECT("email"),
                         1, p)
@@ -532,10 +541,43 @@ static const char  users_session_insert_sql[] =
     " values ($1, nullif(left($2, 200), ''), nullif($3, ''),"
     " nullif(left($4, 512), ''), '{pwd}') returning id";
 
+static const char  users_throttle_get_sql[] =
+    "select coalesce(ceil(extract(epoch from locked_until - now())), 0)"
+    "::bigint from login_throttle where address = $1";
+static const char  users_throttle_fail_sql[] =
+    "insert into login_throttle as t (address, failures) values ($1, 1)"
+    " on conflict (address) do update set failures = t.failures + 1,"
+    " updated_at = now(),"
+    " locked_until = case when t.failures + 1 >= 5"
+    "  then now() + make_interval(secs => least(900,"
+    "   $2::bigint * power(2, least(t.failures + 1 - 5, 20))))"
+    "  else t.locked_until end";
+
+/* The account, or for an address without one, its throttle. */
 static int
 users_login_lookup_tx(kit_pg_t *pg, void *arg)
 {
-    return users_auth_lookup(pg, arg);
+    users_auth_t  *a = arg;
+    const char    *p[1];
+    PGresult      *res;
+
+    if (users_auth_lookup(pg, a) != 0) {
+        return -1;
+    }
+    if (a->found) {
+        return 0;
+    }
+    p[0] = users_auth_address(a);
+    res = kit_pg_exec(pg, "users_throttle_get", users_throttle_get_sql, 1,
+                      p);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return -1;
+    }
+    a->locked_s = PQntuples(res) == 1
+                  ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    return 0;
 }
 
 
@@ -548,13 +590,16 @@ users_login_failed_tx(kit_pg_t *pg, void *arg)
     char           base[16];
     int            ok;
 
-    if (a->found && a->locked_s <= 0) {
+    if (a->locked_s <= 0) {
         /* A try while locked is refused unseen: it does not lock longer. */
         snprintf(base, sizeof(base), "%d", users_cf.lockout_base_s);
-        p[0] = a->user_id;
+        p[0] = a->found ? a->user_id : users_auth_address(a);
         p[1] = base;
-        res = kit_pg_exec(pg, "users_login_failed", users_login_failed_sql,
-                          2, p);
+        res = a->found
+              ? kit_pg_exec(pg, "users_login_failed", users_login_failed_sql,
+                            2, p)
+              : kit_pg_exec(pg, "users_throttle_fail",
+                            users_throttle_fail_sql, 2, p);
         ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
         PQclear(res);
         if (!ok) {

@@ -69,6 +69,17 @@ create unique index users_email on users (email) where email is not null;
 create unique index users_phone on users (phone) where phone is not null;
 create index users_created on users (created_at, id);
 
+-- Failed logins for addresses that have no account.  They lock exactly
+-- like an account's own counters (users.failed_logins, locked_until):
+-- otherwise the lockout itself would tell which addresses exist.
+create table login_throttle (
+    address       text        primary key,
+    failures      integer     not null default 0,
+    locked_until  timestamptz,
+    updated_at    timestamptz not null default now(),
+    constraint login_throttle_failures check (failures >= 0)
+);
+
 -- One-time codes for verifying an address or resetting a password:
 -- 10 minutes, 5 tries, single use.  A new code of the same purpose
 -- replaces the previous one (the row is marked used).

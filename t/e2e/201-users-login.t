@@ -107,6 +107,17 @@ is $r->{status}, 429, 'a try while locked is refused';
 $secs = psql_reader("select round(extract(epoch from locked_until - now())) from users.users where id = '$lid'");
 ok $secs <= 900, '... and does not lock longer';
 
+# An address without an account locks the same way, so the lockout does
+# not tell which addresses exist.
+my $nobody = new_address('nobody');
+for my $i (1 .. 5) {
+    is api(POST => '/v1/auth/login', { email => $nobody, password => "wrong $i" })->{status}, 401,
+        "unknown address, failure $i: 401";
+}
+$r = api(POST => '/v1/auth/login', { email => $nobody, password => 'wrong 6' });
+is $r->{status}, 429, 'unknown address: the 6th try is 429 too';
+like $r->{headers}{'retry-after'}, qr/^\d+$/, '... with Retry-After';
+
 # Bad input.
 problem_ok(api(POST => '/v1/auth/login', { email => $email }), 422, '/password', undef, 'login: no password');
 problem_ok(api(POST => '/v1/auth/login', { password => PASSWORD }), 422, '/email', undef, 'login: no address');
