@@ -337,26 +337,15 @@ static const char  users_refresh_insert_sql[] =
     "2592000 seconds')";
 
 int
-users_tokens_issue(kit_pg_t *pg, const char *user_id, const char *sid,
-    users_tokens_t *out)
+users_tokens_make(const char *user_id, const char *sid, const char *roles_pg,
+    const char *amr_pg, users_tokens_t *out)
 {
-    const char  *p[2];
-    PGresult    *res;
-    json_t      *roles, *amr;
-    uint8_t      h[32];
-    char         hex[65], *at;
+    json_t   *roles, *amr;
+    uint8_t   h[32];
+    char     *at;
 
-    p[0] = sid;
-    p[1] = user_id;
-    res = kit_pg_exec(pg, "users_session_claims", users_session_claims_sql,
-                      2, p);
-    if (users_ok(res, PGRES_TUPLES_OK) != 0 || PQntuples(res) != 1) {
-        PQclear(res);
-        return -1;
-    }
-    roles = users_pg_array(PQgetvalue(res, 0, 0));
-    amr = users_pg_array(PQgetvalue(res, 0, 1));
-    PQclear(res);
+    roles = users_pg_array(roles_pg);
+    amr = users_pg_array(amr_pg);
     at = users_access_token(user_id, roles, sid, amr, users_now());
     json_decref(roles);
     json_decref(amr);
@@ -371,9 +360,35 @@ users_tokens_issue(kit_pg_t *pg, const char *user_id, const char *sid,
     free(at);
     snprintf(out->session, sizeof(out->session), "%s", sid);
     users_sha256(out->refresh, USERS_TOKEN_LEN, h);
-    users_hex(h, sizeof(h), hex);
+    users_hex(h, sizeof(h), out->refresh_sha256);
+    return 0;
+}
+
+
+int
+users_tokens_issue(kit_pg_t *pg, const char *user_id, const char *sid,
+    users_tokens_t *out)
+{
+    const char  *p[2];
+    PGresult    *res;
+    int          rc;
+
     p[0] = sid;
-    p[1] = hex;
+    p[1] = user_id;
+    res = kit_pg_exec(pg, "users_session_claims", users_session_claims_sql,
+                      2, p);
+    if (users_ok(res, PGRES_TUPLES_OK) != 0 || PQntuples(res) != 1) {
+        PQclear(res);
+        return -1;
+    }
+    rc = users_tokens_make(user_id, sid, PQgetvalue(res, 0, 0),
+                           PQgetvalue(res, 0, 1), out);
+    PQclear(res);
+    if (rc != 0) {
+        return -1;
+    }
+    p[0] = sid;
+    p[1] = out->refresh_sha256;
     res = kit_pg_exec(pg, "users_refresh_insert", users_refresh_insert_sql,
                       2, p);
     if (users_ok(res, PGRES_COMMAND_OK) != 0) {

@@ -176,6 +176,7 @@ int users_body_only(json_t *body, const char *const *allowed,
 typedef struct {
     char  access[2048];
     char  refresh[USERS_TOKEN_LEN + 1];
+    char  refresh_sha256[65];           /* hex, what the table keeps */
     char  session[40];
 } users_tokens_t;
 
@@ -183,6 +184,10 @@ typedef struct {
  * data (may be NULL). */
 int users_audit(kit_pg_t *pg, kit_req_t *req, const char *action,
     const char *actor, const char *subject, json_t *data);
+/* Signs an access token and draws a refresh token for sid; roles and
+ * amr as PostgreSQL text[] ("{user,admin}").  Touches no table. */
+int users_tokens_make(const char *user_id, const char *sid,
+    const char *roles_pg, const char *amr_pg, users_tokens_t *out);
 /* Issues a refresh token in session sid and signs an access token. */
 int users_tokens_issue(kit_pg_t *pg, const char *user_id, const char *sid,
     users_tokens_t *out);
