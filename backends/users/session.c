@@ -83,6 +83,31 @@ static const char  users_session_reuse_sql[] =
     "update sessions set ended_at = now(), end_reason = 'refresh_reuse'"
     " where id = $1 and ended_at is null";
 
+/* A rotated token came back after the grace: ends its session. */
+static int
+users_refresh_reused(kit_pg_t *pg, users_sess_t *s, const char *user,
+    const char *sid)
+{
+    const char  *p[1];
+    PGresult    *res;
+    int          rc;
+
+    p[0] = sid;
+    res = kit_pg_exec(pg, "users_session_reuse", users_session_reuse_sql, 1,
+                      p);
+    rc = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    PQclear(res);
+    /* Ending a family is durable before anyone hears of it. */
+    res = kit_pg_exec(pg, "users_sync_commit", users_sync_commit_sql, 0,
+                      NULL);
+    rc = rc || res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK;
+    PQclear(res);
+    return rc || users_revoke_add(pg, "sid", sid, users_now())
+           || users_audit(pg, s->req, "refresh.reuse", NULL, user,
+                          json_pack("{s:s}", "session", sid));
+}
+
+
 static int
 users_refresh_tx(kit_pg_t *pg, void *arg)
 {
@@ -124,19 +149,7 @@ users_refresh_tx(kit_pg_t *pg, void *arg)
     if (age > USERS_REFRESH_GRACE_S) {
         PQclear(res);
         s->detail = "refresh token reused; the session is ended";
-        p[0] = sid;
-        upd = kit_pg_exec(pg, "users_session_reuse", users_session_reuse_sql,
-                          1, p);
-        rc = upd != NULL && PQresultStatus(upd) == PGRES_COMMAND_OK ? 0 : -1;
-        PQclear(upd);
-        /* Ending a family is durable before anyone hears of it. */
-        upd = kit_pg_exec(pg, "users_sync_commit", users_sync_commit_sql, 0,
-                          NULL);
-        rc = rc || upd == NULL || PQresultStatus(upd) != PGRES_COMMAND_OK;
-        PQclear(upd);
-        return rc || users_revoke_add(pg, "sid", sid, users_now())
-               || users_audit(pg, s->req, "refresh.reuse", NULL, user,
-                              json_pack("{s:s}", "session", sid));
+        return users_refresh_reused(pg, s, user, sid);
     }
     rc = users_tokens_make(user, sid, PQgetvalue(res, 0, 7),
                            PQgetvalue(res, 0, 8), &s->tokens);
