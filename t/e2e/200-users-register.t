@@ -6,6 +6,7 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
+use Time::HiRes qw(time);
 use Kordon::E2E;
 use Kordon::Users;
 
@@ -92,6 +93,22 @@ ok wait_until(sub { events_for($email, 'user.registration_attempted') }, 20),
     'the owner is told by an event instead';
 is scalar(events_for($email, 'user.verification_requested')), 1, 'no new code';
 ok login($email)->{access_token}, 'the password did not change';
+
+# ... and in about the same time (both hash the password first).
+sub median_ms {
+    my ($mk) = @_;
+    my @t;
+    for (1 .. 3) {
+        my $t0 = time;
+        api(POST => '/v1/auth/register', { email => $mk->(), password => 'another good passphrase' });
+        push @t, (time - $t0) * 1000;
+    }
+    return (sort { $a <=> $b } @t)[1];
+}
+my $known = median_ms(sub { $email });
+my $fresh = median_ms(sub { new_address('timing') });
+cmp_ok $known / $fresh, '>', 0.33, "a known address takes about as long ($known vs $fresh ms): not much faster";
+cmp_ok $known / $fresh, '<', 3, '... nor much slower';
 
 # Bad input: 422 naming the field (or 415 for a body that is not JSON).
 my @bad = (
