@@ -14,7 +14,8 @@
 
 BUILD     ?= build
 SAN       ?=
-PKGS      := libmicrohttpd jansson libpq rdkafka libcrypto libpcre2-8
+PKGS      := libmicrohttpd jansson libpq rdkafka libcrypto libpcre2-8 \
+             libargon2 hiredis
 
 CC        ?= gcc
 CFLAGS    ?= -O2 -g

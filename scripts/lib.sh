@@ -63,6 +63,9 @@ KORDON_SQL=${KORDON_SQL:-$KORDON_TOP/sql}
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_DB=kordon
 SECRETS=$KORDON_RUN/secrets
+# The admin users seeds on first start; its password is the secret
+# admin-password (scripts/stack writes both into .run/env).
+ADMIN_EMAIL=${KORDON_ADMIN_EMAIL:-admin@kordon.local}
 LOGS=$KORDON_RUN/log
 
 say()  { printf '%s\n' "$*"; }
