@@ -121,6 +121,24 @@ __DATA__
 
 
 
+=== TEST 12: an encoded body or "Vary: *" is not stored; a 204 is
+--- request eval
+["GET /c/gz?h=Content-Encoding:%20gzip", "GET /c/gz?h=Content-Encoding:%20gzip",
+ "GET /c/v?h=Vary:%20*", "GET /c/v?h=Vary:%20*",
+ "GET /c/v2?h=Vary:%20Origin", "GET /c/v2?h=Vary:%20Origin",
+ "GET /c/204?status=204", "GET /c/204?status=204"]
+--- error_code eval
+[200, 200, 200, 200, 200, 200, 204, 204]
+--- response_headers eval
+["X-Cache: MISS", "X-Cache: MISS", "X-Cache: MISS", "X-Cache: MISS",
+ "X-Cache: MISS", "X-Cache: HIT\nVary: Origin", "X-Cache: MISS\nX-Origin-Hits: 1",
+ "X-Cache: HIT"]
+--- response_body eval
+["hits 1 /c/gz\n", "hits 2 /c/gz\n", "hits 1 /c/v\n", "hits 2 /c/v\n",
+ "hits 1 /c/v2\n", "hits 1 /c/v2\n", "", ""]
+
+
+
 === TEST 6: Authorization or X-Api-Key on a shared key: BYPASS, no lookup
 --- config
     location /u/ {

@@ -56,7 +56,6 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 static ngx_str_t  ngx_http_kordon_cache_kept[] = {
     ngx_string("Cache-Control"),
     ngx_string("Content-Disposition"),
-    ngx_string("Content-Encoding"),
     ngx_string("Content-Language"),
     ngx_string("ETag"),
     ngx_string("Expires"),
@@ -470,7 +469,8 @@ ngx_http_kordon_cache_add_x_cache(ngx_http_request_t *r, ngx_uint_t status)
 /*
  * On a miss: sets ctx->store when the answer may be stored (the status
  * is one of kordon_cache_statuses, no Set-Cookie, Cache-Control allows
- * it on this key, "Vary: *" absent, not over the size), keeping its
+ * it on this key, no "Vary: *", no Content-Encoding, not over the
+ * size), keeping its
  * status, kept headers, TTL and tags.  Always strips
  * X-Kordon-Cache-Tags.  Returns NGX_ERROR only when memory runs out.
  */
@@ -559,6 +559,22 @@ ngx_http_kordon_cache_decide(ngx_http_request_t *r,
         {
             kordon_cache_cc_parse(&cc, (char *) h[i].value.data,
                                   h[i].value.len);
+        }
+
+        /*
+         * an encoded body would reach clients that never accepted the
+         * encoding: store identity bodies, nginx's gzip (below this
+         * filter) compresses a hit per client
+         */
+        if (h[i].key.len == sizeof("Content-Encoding") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Encoding",
+                               h[i].key.len) == 0
+            && !(h[i].value.len == sizeof("identity") - 1
+                 && ngx_strncasecmp(h[i].value.data, (u_char *) "identity",
+                                    h[i].value.len) == 0))
+        {
+            ok = 0;
+            continue;
         }
 
         if (h[i].key.len == sizeof("Vary") - 1

@@ -13,6 +13,7 @@ package Kordon::Origin;
 #   status=<nnn>     the status (default 200)
 #   cookie=1         Set-Cookie: s=1
 #   size=<n>         n bytes of "x" after the first line
+#   h=<Name: value>  one more header
 #
 # Every answer also carries X-Origin-Hits: N.  origin_setup() starts it
 # (a forked process, stopped when the test ends) and exports its port as
@@ -62,12 +63,14 @@ sub origin_setup {
         my %q = map { my ($k, $v) = split /=/, $_, 2; ($k => decode($v)) }
                 grep { length } split /&/, $query;
         my $n = ++$hits{$path};
-        my $body = "hits $n $path\n" . ('x' x ($q{size} // 0));
         my $status = $q{status} // 200;
+        my $body = $status == 204 ? ''
+                   : "hits $n $path\n" . ('x' x ($q{size} // 0));
         my @h = ("Content-Type: text/plain", "X-Origin-Hits: $n");
         push @h, "Cache-Control: $q{cc}" if defined $q{cc};
         push @h, "X-Kordon-Cache-Tags: $q{tags}" if defined $q{tags};
         push @h, "Set-Cookie: s=1; Path=/" if $q{cookie};
+        push @h, $q{h} if defined $q{h};
         push @h, "Content-Length: " . length($body);
         push @h, "Connection: close";
         syswrite($c, "HTTP/1.1 $status Origin\r\n" . join('', map { "$_\r\n" } @h)
