@@ -196,3 +196,32 @@ invalid status "404": a cacheable one is 2xx or 3xx, not 206 or 304
 --- must_die
 --- error_log
 no kordon_redis "nosuch" is defined
+
+
+
+=== TEST 11: the counters and the entries survive a reload
+--- config
+    location /c/ {
+        kordon_cache main;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ORIGIN_PORT;
+    }
+    location = /stats { kordon_cache_stats; }
+--- request eval
+["GET /c/r", "GET /c/r", sub { reload_nginx() }, "GET /c/r", "GET /stats"]
+--- response_headers eval
+["X-Cache: MISS", "X-Cache: HIT", "X-Cache: HIT", ""]
+--- response_body_like eval
+["^hits 1 /c/r\n", "^hits 1 /c/r\n", "^hits 1 /c/r\n",
+ qr/^\{"hits":2,"misses":1,/]
+--- no_error_log
+[alert]
+
+
+
+=== TEST 12: kordon_cache_stats without a cached location: zeros
+--- config
+    location = /stats { kordon_cache_stats; }
+--- request
+GET /stats
+--- response_body
+{"hits":0,"misses":0,"bypasses":0,"redis_errors":0,"stores":0,"store_errors":0,"not_stored":0,"purges":0}

@@ -901,7 +901,7 @@ ngx_http_kordon_cache_stored(redisReply *reply, ngx_uint_t status,
         return;
     }
 
-    st = ngx_http_kordon_cache_shared_stats;
+    st = ngx_http_kordon_cache_stats();
 
     if (st == NULL) {
         return;

@@ -43,6 +43,7 @@ typedef struct {
     /* every server a kordon_cache or kordon_cache_purge names, once */
     ngx_array_t                      servers;
     ngx_shm_zone_t                  *shm_zone;
+    ngx_http_kordon_cache_stats_t   *stats;     /* in the zone */
 } ngx_http_kordon_cache_main_conf_t;
 
 
@@ -76,15 +77,19 @@ void ngx_http_kordon_cache_loader_start(ngx_cycle_t *cycle,
 ngx_str_t *ngx_http_kordon_cache_status_text(ngx_uint_t status);
 
 
-extern ngx_http_kordon_cache_stats_t  *ngx_http_kordon_cache_shared_stats;
-
-
-/* counts in the zone; nothing before it exists (nginx -t) */
+/*
+ * counts in the zone of the running cycle's configuration (never a
+ * zone a reload dropped); nothing without one (nginx -t)
+ */
 #define ngx_http_kordon_cache_inc(field)                                     \
-    if (ngx_http_kordon_cache_shared_stats) {                                \
-        (void) ngx_atomic_fetch_add(                                         \
-            &ngx_http_kordon_cache_shared_stats->field, 1);                  \
-    }
+    do {                                                                     \
+        ngx_http_kordon_cache_stats_t  *st_;                                 \
+                                                                             \
+        st_ = ngx_http_kordon_cache_stats();                                 \
+        if (st_) {                                                           \
+            (void) ngx_atomic_fetch_add(&st_->field, 1);                     \
+        }                                                                    \
+    } while (0)
 
 
 #endif /* _NGX_HTTP_KORDON_CACHE_INTERNAL_H_INCLUDED_ */

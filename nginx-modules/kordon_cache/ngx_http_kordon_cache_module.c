@@ -51,8 +51,6 @@ static ngx_http_kordon_redis_server_t *ngx_http_kordon_cache_server(
 static ngx_int_t ngx_http_kordon_cache_stats_handler(ngx_http_request_t *r);
 
 
-ngx_http_kordon_cache_stats_t  *ngx_http_kordon_cache_shared_stats;
-
 /* 200, 203 and 204: answers that are complete and safe to repeat */
 static ngx_uint_t  ngx_http_kordon_cache_default_statuses[] = {
     200, 203, 204
@@ -166,7 +164,12 @@ static ngx_str_t  ngx_http_kordon_cache_status_texts[] = {
 ngx_http_kordon_cache_stats_t *
 ngx_http_kordon_cache_stats(void)
 {
-    return ngx_http_kordon_cache_shared_stats;
+    ngx_http_kordon_cache_main_conf_t  *kmcf;
+
+    kmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_kordon_cache_module);
+
+    return kmcf ? kmcf->stats : NULL;
 }
 
 
@@ -359,9 +362,11 @@ ngx_http_kordon_cache_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_kordon_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_slab_pool_t                *shpool;
-    ngx_http_kordon_cache_stats_t  *stats;
+    ngx_slab_pool_t                    *shpool;
+    ngx_http_kordon_cache_stats_t      *stats;
+    ngx_http_kordon_cache_main_conf_t  *kmcf;
 
+    kmcf = shm_zone->data;
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     if (data || shm_zone->shm.exists) {
@@ -377,7 +382,7 @@ ngx_http_kordon_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         shpool->data = stats;
     }
 
-    ngx_http_kordon_cache_shared_stats = stats;
+    kmcf->stats = stats;
 
     return NGX_OK;
 }
@@ -566,7 +571,7 @@ ngx_http_kordon_cache_stats_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    st = ngx_http_kordon_cache_shared_stats;
+    st = ngx_http_kordon_cache_stats();
 
     if (st == NULL) {
         ngx_memzero(&zero, sizeof(ngx_http_kordon_cache_stats_t));
