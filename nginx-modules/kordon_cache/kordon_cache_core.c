@@ -30,11 +30,14 @@ static int64_t kordon_cache_seconds(const char *p, size_t len);
 size_t
 kordon_cache_path_normalize(const char *path, size_t len, char *out)
 {
-    size_t       n, seg, i;
+    size_t       n, seg;
     const char  *end, *s, *e;
 
+    /*
+     * "/" before each segment kept, none after: the output never needs
+     * more than len + 1 bytes ("a/" -> "/a/")
+     */
     n = 0;
-    out[n++] = '/';
     end = path + len;
 
     for (s = path; s < end; s = e) {
@@ -51,26 +54,28 @@ kordon_cache_path_normalize(const char *path, size_t len, char *out)
         }
 
         if (seg == 2 && s[0] == '.' && s[1] == '.') {
-            /* drop the last segment, never the root */
-            if (n > 1) {
-                n--;                                /* its trailing '/' */
-                while (n > 1 && out[n - 1] != '/') {
-                    n--;
-                }
+            /* drop the last segment and its "/"; never above the root */
+            while (n > 0 && out[n - 1] != '/') {
+                n--;
             }
+
+            if (n > 0) {
+                n--;
+            }
+
             continue;
         }
 
-        for (i = 0; i < seg; i++) {
-            out[n++] = s[i];
-        }
-
         out[n++] = '/';
+        memcpy(out + n, s, seg);
+        n += seg;
     }
 
-    /* keep a trailing slash only if the path had one */
-    if (n > 1 && !(len > 0 && path[len - 1] == '/')) {
-        n--;
+    if (n == 0) {
+        out[n++] = '/';
+
+    } else if (path[len - 1] == '/') {
+        out[n++] = '/';
     }
 
     return n;

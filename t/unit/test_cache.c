@@ -23,7 +23,10 @@ path_is(const char *in, const char *want)
     char    out[256];
     size_t  n;
 
+    memset(out, '#', sizeof(out));
     n = kordon_cache_path_normalize(in, strlen(in), out);
+    assert_true(n <= strlen(in) + 1 || (strlen(in) == 0 && n == 1));
+    assert_int_equal(out[strlen(in) + 1], '#');   /* nothing written past */
     out[n] = '\0';
     assert_string_equal(out, want);
 }
@@ -87,6 +90,8 @@ test_path_collapses_slashes_and_dots(void **state)
     path_is("", "/");
     path_is("a/b", "/a/b");
     path_is("/a/..b/.c", "/a/..b/.c");       /* not dot segments */
+    path_is("a/", "/a/");                      /* len + 1 bytes at most */
+    path_is("\xb1" "a/c", "/\xb1" "a/c");         /* found by cache_fuzz */
 }
 
 
