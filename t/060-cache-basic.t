@@ -9,6 +9,7 @@
 use Test::Kordon;
 use Kordon::Redis;
 use Kordon::Origin;
+use Time::HiRes qw(sleep);
 
 redis_setup();
 origin_setup();
@@ -225,3 +226,20 @@ no kordon_redis "nosuch" is defined
 GET /stats
 --- response_body
 {"hits":0,"misses":0,"bypasses":0,"redis_errors":0,"stores":0,"store_errors":0,"not_stored":0,"purges":0}
+
+
+
+=== TEST 13: a hit says its Age: the seconds since the upstream answered
+--- config
+    location /c/ {
+        kordon_cache main;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ORIGIN_PORT;
+    }
+--- request eval
+["GET /c/age", "GET /c/age", sub { sleep 2.1 }, "GET /c/age"]
+--- response_headers eval
+["!Age", "", ""]
+--- response_headers_like eval
+["", "Age: ^[01]\$", "Age: ^[23]\$"]
+--- response_body eval
+["hits 1 /c/age\n", "hits 1 /c/age\n", "hits 1 /c/age\n"]

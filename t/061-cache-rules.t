@@ -245,7 +245,8 @@ __DATA__
  sub { sleep 1.1 }, "GET /c/e?cc=max-age%3D1",
  "GET /c/z?cc=max-age%3D0", "GET /c/z?cc=max-age%3D0"]
 --- response_headers eval
-["X-Cache: MISS", "X-Cache: HIT\nCache-Control: max-age=1", "X-Cache: MISS",
+["X-Cache: MISS\n!Age", "X-Cache: HIT\nCache-Control: max-age=1",
+ "X-Cache: MISS",
  "X-Cache: MISS", "X-Cache: MISS"]
 --- response_body eval
 ["hits 1 /c/e\n", "hits 1 /c/e\n", "hits 2 /c/e\n", "hits 1 /c/z\n",

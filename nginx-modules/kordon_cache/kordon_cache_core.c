@@ -8,6 +8,7 @@
  * so keys have a fixed length and never show a user id or a path.
  */
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -325,8 +326,7 @@ kordon_cache_entry_size(const kordon_cache_entry_t *e)
 {
     size_t  i, n;
 
-    /* "KC1 " status(3) " " nheaders(<=2) " " body length(<=20) "\n" */
-    n = sizeof(KORDON_CACHE_ENTRY_MAGIC) - 1 + 3 + 1 + 2 + 1 + 20 + 1;
+    n = KORDON_CACHE_ENTRY_HEAD_MAX;
 
     for (i = 0; i < e->nheaders; i++) {
         n += e->headers[i].name_len + 2 + e->headers[i].value_len + 1;
@@ -339,35 +339,13 @@ kordon_cache_entry_size(const kordon_cache_entry_t *e)
 char *
 kordon_cache_entry_write(char *out, const kordon_cache_entry_t *e)
 {
-    char    num[24];
-    size_t  i, k;
+    int     n;
+    size_t  i;
 
-    memcpy(out, KORDON_CACHE_ENTRY_MAGIC, sizeof(KORDON_CACHE_ENTRY_MAGIC) - 1);
-    out += sizeof(KORDON_CACHE_ENTRY_MAGIC) - 1;
-
-    *out++ = (char) ('0' + e->status / 100 % 10);
-    *out++ = (char) ('0' + e->status / 10 % 10);
-    *out++ = (char) ('0' + e->status % 10);
-    *out++ = ' ';
-
-    if (e->nheaders >= 10) {
-        *out++ = (char) ('0' + e->nheaders / 10);
-    }
-    *out++ = (char) ('0' + e->nheaders % 10);
-    *out++ = ' ';
-
-    k = 0;
-    i = e->body_len;
-    do {
-        num[k++] = (char) ('0' + i % 10);
-        i /= 10;
-    } while (i);
-
-    while (k) {
-        *out++ = num[--k];
-    }
-
-    *out++ = '\n';
+    n = snprintf(out, KORDON_CACHE_ENTRY_HEAD_MAX, KORDON_CACHE_ENTRY_MAGIC
+                 "%u %llu %zu %zu\n", e->status,
+                 (unsigned long long) e->stored, e->nheaders, e->body_len);
+    out += n;
 
     for (i = 0; i < e->nheaders; i++) {
         memcpy(out, e->headers[i].name, e->headers[i].name_len);
@@ -391,9 +369,9 @@ int
 kordon_cache_entry_parse(const char *data, size_t len,
     kordon_cache_entry_t *e)
 {
-    size_t       i, nheaders, body_len, field;
+    size_t       i, field;
+    uint64_t     nums[4];
     const char  *p, *end, *nl, *colon;
-    size_t       nums[3];
 
     end = data + len;
     p = data;
@@ -407,37 +385,40 @@ kordon_cache_entry_parse(const char *data, size_t len,
 
     p += sizeof(KORDON_CACHE_ENTRY_MAGIC) - 1;
 
-    for (field = 0; field < 3; field++) {
+    /* status, stored, nheaders, body length: at most 19 digits each */
+    for (field = 0; field < 4; field++) {
         nums[field] = 0;
 
         if (p == end || *p < '0' || *p > '9') {
             return -1;
         }
 
-        for (i = 0; p < end && *p >= '0' && *p <= '9' && i < 20; p++, i++) {
-            nums[field] = nums[field] * 10 + (size_t) (*p - '0');
+        for (i = 0; p < end && *p >= '0' && *p <= '9'; p++, i++) {
+            if (i == 19) {
+                return -1;
+            }
+
+            nums[field] = nums[field] * 10 + (uint64_t) (*p - '0');
         }
 
-        if (p == end || *p != (field == 2 ? '\n' : ' ')) {
+        if (p == end || *p != (field == 3 ? '\n' : ' ')) {
             return -1;
         }
 
         p++;
     }
 
-    nheaders = nums[1];
-    body_len = nums[2];
-
     if (nums[0] < 100 || nums[0] > 599
-        || nheaders > KORDON_CACHE_HEADERS_MAX)
+        || nums[2] > KORDON_CACHE_HEADERS_MAX)
     {
         return -1;
     }
 
     e->status = (unsigned) nums[0];
-    e->nheaders = nheaders;
+    e->stored = nums[1];
+    e->nheaders = (size_t) nums[2];
 
-    for (i = 0; i < nheaders; i++) {
+    for (i = 0; i < e->nheaders; i++) {
         nl = memchr(p, '\n', (size_t) (end - p));
         if (nl == NULL) {
             return -1;
@@ -457,12 +438,12 @@ kordon_cache_entry_parse(const char *data, size_t len,
         p = nl + 1;
     }
 
-    if ((size_t) (end - p) != body_len) {
+    if ((uint64_t) (end - p) != nums[3]) {
         return -1;
     }
 
     e->body = p;
-    e->body_len = body_len;
+    e->body_len = (size_t) nums[3];
 
     return 0;
 }

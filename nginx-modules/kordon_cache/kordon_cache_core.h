@@ -30,6 +30,8 @@
 #define KORDON_CACHE_HEADERS_MAX       32
 
 #define KORDON_CACHE_ENTRY_MAGIC       "KC1 "
+/* the magic and the first line's four numbers, with room */
+#define KORDON_CACHE_ENTRY_HEAD_MAX    96
 
 
 typedef struct {
@@ -51,6 +53,7 @@ typedef struct {
 
 typedef struct {
     unsigned                status;
+    uint64_t                stored;     /* unix seconds, for Age */
     size_t                  nheaders;
     kordon_cache_header_t   headers[KORDON_CACHE_HEADERS_MAX];
     const char             *body;
@@ -113,8 +116,8 @@ uint64_t kordon_cache_ttl_ms(const kordon_cache_cc_t *cc, uint64_t max_ms,
 int kordon_cache_tag_valid(const char *tag, size_t len);
 
 /*
- * The stored entry: "KC1 <status> <nheaders> <body length>\n", then
- * "<name>: <value>\n" per header, then the body.  entry_size() is the
+ * The stored entry: "KC1 <status> <stored> <nheaders> <body length>\n",
+ * then "<name>: <value>\n" per header, then the body.  entry_size() is the
  * exact size entry_write() writes.  entry_parse() fills e with pointers
  * into data; returns 0, or -1 for anything malformed (which the caller
  * treats as a miss).

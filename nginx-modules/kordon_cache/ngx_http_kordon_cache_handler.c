@@ -27,6 +27,8 @@ static void ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
 static ngx_int_t ngx_http_kordon_cache_send_hit(ngx_http_request_t *r,
     u_char *data, size_t len);
+static ngx_int_t ngx_http_kordon_cache_add_age(ngx_http_request_t *r,
+    kordon_cache_entry_t *e);
 static ngx_int_t ngx_http_kordon_cache_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_kordon_cache_add_x_cache(ngx_http_request_t *r,
     ngx_uint_t status);
@@ -387,6 +389,11 @@ ngx_http_kordon_cache_send_hit(ngx_http_request_t *r, u_char *data,
         h->value.data = (u_char *) eh->value;
     }
 
+    /* RFC 9111: how long ago the upstream answered */
+    if (ngx_http_kordon_cache_add_age(r, &e) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only
@@ -411,6 +418,38 @@ ngx_http_kordon_cache_send_hit(ngx_http_request_t *r, u_char *data,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_kordon_cache_add_age(ngx_http_request_t *r, kordon_cache_entry_t *e)
+{
+    time_t            now;
+    ngx_table_elt_t  *h;
+
+    now = ngx_time();
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (h->value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "Age");
+    h->value.len = ngx_sprintf(h->value.data, "%T",
+                               (uint64_t) now > e->stored
+                               ? now - (time_t) e->stored : 0)
+                   - h->value.data;
+
+    return NGX_OK;
 }
 
 
@@ -819,6 +858,7 @@ ngx_http_kordon_cache_store(ngx_http_request_t *r,
 
     ctx->entry.body = (char *) ctx->body;
     ctx->entry.body_len = ctx->body_len;
+    ctx->entry.stored = (uint64_t) ngx_time();
 
     entry = ngx_pnalloc(r->pool, kordon_cache_entry_size(&ctx->entry));
     if (entry == NULL) {

@@ -231,6 +231,7 @@ test_entry_round_trip(void **state)
 
     memset(&e, 0, sizeof(e));
     e.status = 203;
+    e.stored = 1795000000;
     e.nheaders = 2;
     e.headers[0] = (kordon_cache_header_t) { "Content-Type", 12,
                                              "application/json", 16 };
@@ -244,6 +245,7 @@ test_entry_round_trip(void **state)
     assert_int_equal(kordon_cache_entry_parse(buf, (size_t) (end - buf),
                                               &got), 0);
     assert_int_equal(got.status, 203);
+    assert_int_equal(got.stored, 1795000000);
     assert_int_equal(got.nheaders, 2);
     assert_memory_equal(got.headers[1].value, "\"x:y\"", 5);
     assert_int_equal(got.body_len, e.body_len);
@@ -262,15 +264,17 @@ test_entry_malformed(void **state)
     kordon_cache_entry_t  got;
     const char           *bad[] = {
         "",
-        "KC2 200 0 0\n",
-        "KC1 200 0 1\n",                /* body shorter than said */
-        "KC1 200 0 0\nx",               /* longer */
-        "KC1 99 0 0\n",
-        "KC1 200 33 0\n",
-        "KC1 200 1 0\nNoColon\n",
-        "KC1 200 1 0\n: v\n",
-        "KC1 200 x 0\n",
-        "KC1 200 0 99999999999999999999999\n",
+        "KC2 200 1 0 0\n",
+        "KC1 200 0 0\n",                 /* three numbers */
+        "KC1 200 1 0 1\n",               /* body shorter than said */
+        "KC1 200 1 0 0\nx",              /* longer */
+        "KC1 99 1 0 0\n",
+        "KC1 200 1 33 0\n",
+        "KC1 200 1 1 0\nNoColon\n",
+        "KC1 200 1 1 0\n: v\n",
+        "KC1 200 1 x 0\n",
+        "KC1 200 1 0 99999999999999999999999\n",
+        "KC1 200  1 0 0\n",
     };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -278,8 +282,10 @@ test_entry_malformed(void **state)
                                                   &got), -1);
     }
 
-    assert_int_equal(kordon_cache_entry_parse("KC1 204 0 0\n", 12, &got), 0);
+    assert_int_equal(kordon_cache_entry_parse("KC1 204 7 0 0\n", 14, &got),
+                     0);
     assert_int_equal(got.status, 204);
+    assert_int_equal(got.stored, 7);
 }
 
 
