@@ -22,6 +22,15 @@ add_block_preprocessor(sub {
 CONF
 });
 
+# The key another edge instance computes for GET $path?$query (both
+# normalized already) of $user: what makes the entries shared.
+sub key_of {
+    my ($path, $query, $user) = @_;
+    require Digest::SHA;
+    return 'kordon:cache:e:' . Digest::SHA::sha256_hex(
+        join '', map { length($_) . ":$_" } 'GET', $path, $query, $user);
+}
+
 # a raw GET with extra header lines, for blocks whose requests differ in
 # their headers
 sub get {
@@ -243,3 +252,42 @@ GET /stats
 ["", "Age: ^[01]\$", "Age: ^[23]\$"]
 --- response_body eval
 ["hits 1 /c/age\n", "hits 1 /c/age\n", "hits 1 /c/age\n"]
+
+
+
+=== TEST 14: an entry another edge stored is a hit here (the key and format)
+--- config
+    location /c/ {
+        kordon_cache main;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ORIGIN_PORT;
+    }
+--- request eval
+[sub { redis()->cmd('SET', key_of('/c/shared', 'a=1&b=2', ''),
+                    "KC1 203 " . time . " 2 6\nContent-Type: text/x-a\n"
+                    . "ETag: \"e1\"\nshared", 'PX', 60000) },
+ "GET /c//shared?b=2&a=1", "HEAD /c/shared?a=1&b=2"]
+--- error_code eval
+[203, 203]
+--- response_headers eval
+["X-Cache: HIT\nContent-Type: text/x-a\nETag: \"e1\"\nContent-Length: 6",
+ "X-Cache: HIT\nContent-Length: 6"]
+--- response_body eval
+["shared", ""]
+
+
+
+=== TEST 15: a malformed entry is a miss, and is replaced
+--- config
+    location /c/ {
+        kordon_cache main;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ORIGIN_PORT;
+    }
+--- request eval
+[sub { redis()->cmd('SET', key_of('/c/bad', '', ''), "KC1 200 1 0 99\nx") },
+ "GET /c/bad", "GET /c/bad"]
+--- response_headers eval
+["X-Cache: MISS", "X-Cache: HIT"]
+--- response_body eval
+["hits 1 /c/bad\n", "hits 1 /c/bad\n"]
+--- error_log
+kordon cache: malformed entry, treated as a miss
