@@ -291,3 +291,46 @@ GET /stats
 ["hits 1 /c/bad\n", "hits 1 /c/bad\n"]
 --- error_log
 kordon cache: malformed entry, treated as a miss
+
+
+
+=== TEST 16: a hit answers a conditional request with 304
+--- config
+    location /c/ {
+        kordon_cache main;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ORIGIN_PORT;
+    }
+--- raw_request eval
+[get('/c/etag?h=ETag:%20%22v7%22'), get('/c/etag?h=ETag:%20%22v7%22'),
+ get('/c/etag?h=ETag:%20%22v7%22', 'If-None-Match: "v7"'),
+ get('/c/etag?h=ETag:%20%22v7%22', 'If-None-Match: "v6"'),
+ get('/c/lm?h=Last-Modified:%20Tue,%2010%20Nov%202026%2010:00:00%20GMT'),
+ get('/c/lm?h=Last-Modified:%20Tue,%2010%20Nov%202026%2010:00:00%20GMT',
+     'If-Modified-Since: Tue, 10 Nov 2026 10:00:00 GMT')]
+--- error_code eval
+[200, 200, 304, 200, 200, 304]
+--- response_headers eval
+["X-Cache: MISS", "X-Cache: HIT\nETag: \"v7\"", "X-Cache: HIT\nETag: \"v7\"",
+ "X-Cache: HIT", "X-Cache: MISS", "X-Cache: HIT"]
+--- response_body eval
+["hits 1 /c/etag\n", "hits 1 /c/etag\n", "", "hits 1 /c/etag\n",
+ "hits 1 /c/lm\n", ""]
+
+
+
+=== TEST 17: a conditional miss is proxied whole and stored whole
+--- config
+    location /c/ {
+        kordon_cache main;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ORIGIN_PORT;
+    }
+--- raw_request eval
+[get('/c/cond?h=ETag:%20%22v9%22', 'If-None-Match: "v9"'),
+ get('/c/cond?h=ETag:%20%22v9%22'),
+ get('/c/cond?h=ETag:%20%22v9%22', 'If-None-Match: "v9"')]
+--- error_code eval
+[200, 200, 304]
+--- response_headers eval
+["X-Cache: MISS", "X-Cache: HIT", "X-Cache: HIT"]
+--- response_body eval
+["hits 1 /c/cond\n", "hits 1 /c/cond\n", ""]

@@ -27,6 +27,8 @@ static void ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
 static ngx_int_t ngx_http_kordon_cache_send_hit(ngx_http_request_t *r,
     u_char *data, size_t len);
+static void ngx_http_kordon_cache_validator(ngx_http_request_t *r,
+    ngx_table_elt_t *h);
 static ngx_int_t ngx_http_kordon_cache_add_age(ngx_http_request_t *r,
     kordon_cache_entry_t *e);
 static ngx_int_t ngx_http_kordon_cache_header_filter(ngx_http_request_t *r);
@@ -387,6 +389,9 @@ ngx_http_kordon_cache_send_hit(ngx_http_request_t *r, u_char *data,
         h->key.data = (u_char *) eh->name;
         h->value.len = eh->value_len;
         h->value.data = (u_char *) eh->value;
+
+        /* nginx's not_modified filter answers conditional requests */
+        ngx_http_kordon_cache_validator(r, h);
     }
 
     /* RFC 9111: how long ago the upstream answered */
@@ -418,6 +423,33 @@ ngx_http_kordon_cache_send_hit(ngx_http_request_t *r, u_char *data,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/* ETag and Last-Modified where nginx's not_modified filter looks */
+static void
+ngx_http_kordon_cache_validator(ngx_http_request_t *r, ngx_table_elt_t *h)
+{
+    time_t  t;
+
+    if (h->key.len == sizeof("ETag") - 1
+        && ngx_strncasecmp(h->key.data, (u_char *) "ETag", 4) == 0)
+    {
+        r->headers_out.etag = h;
+        return;
+    }
+
+    if (h->key.len == sizeof("Last-Modified") - 1
+        && ngx_strncasecmp(h->key.data, (u_char *) "Last-Modified",
+                           h->key.len) == 0)
+    {
+        t = ngx_parse_http_time(h->value.data, h->value.len);
+
+        if (t != NGX_ERROR) {
+            r->headers_out.last_modified = h;
+            r->headers_out.last_modified_time = t;
+        }
+    }
 }
 
 
@@ -456,6 +488,7 @@ ngx_http_kordon_cache_add_age(ngx_http_request_t *r, kordon_cache_entry_t *e)
 static ngx_int_t
 ngx_http_kordon_cache_header_filter(ngx_http_request_t *r)
 {
+    ngx_int_t                          rc;
     ngx_http_kordon_cache_ctx_t       *ctx;
     ngx_http_kordon_cache_loc_conf_t  *clcf;
 
@@ -480,7 +513,20 @@ ngx_http_kordon_cache_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    return ngx_http_next_header_filter(r);
+    rc = ngx_http_next_header_filter(r);
+
+    /*
+     * a filter below turned the answer into a head only (nginx's 304 to
+     * a conditional request): the body may never come, store nothing
+     */
+    if (ctx->store
+        && (r->header_only || r->headers_out.status != ctx->entry.status))
+    {
+        ctx->store = 0;
+        ngx_http_kordon_cache_inc(not_stored);
+    }
+
+    return rc;
 }
 
 
