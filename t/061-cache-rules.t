@@ -46,6 +46,16 @@ sub entry_pttl {
     return redis()->cmd('PTTL', $keys[0]);
 }
 
+# A GET whose answer is cut short: the client sees a MISS and the
+# upstream's hit count $n before the cut.
+sub truncated {
+    my ($path, $n) = @_;
+    my $res = Test::Kordon::send_request(get($path));
+    my $raw = $res->{raw} // '';
+    die "not a cut MISS: $raw\n"
+        unless $raw =~ /\r\nX-Cache: MISS\r\n/ && $raw =~ /\r\n\r\nhits $n /;
+}
+
 run_tests();
 
 __DATA__
@@ -136,6 +146,17 @@ __DATA__
 --- response_body eval
 ["hits 1 /c/gz\n", "hits 2 /c/gz\n", "hits 1 /c/v\n", "hits 2 /c/v\n",
  "hits 1 /c/v2\n", "hits 1 /c/v2\n", "", ""]
+
+
+
+=== TEST 13: an upstream that closes early leaves no entry
+--- request eval
+[sub { truncated('/c/short?short=1', 1) }, sub { truncated('/c/short?short=1', 2) },
+ "GET /c/stats-after-short"]
+--- response_body eval
+["hits 1 /c/stats-after-short\n"]
+--- error_log
+upstream prematurely closed connection
 
 
 

@@ -810,6 +810,15 @@ ngx_http_kordon_cache_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     if (last && ctx->store) {
         ctx->store = 0;
+
+        /* an upstream that closed early never leaves a short entry */
+        if (r->headers_out.content_length_n >= 0
+            && (off_t) ctx->body_len != r->headers_out.content_length_n)
+        {
+            ngx_http_kordon_cache_inc(not_stored);
+            return rc;
+        }
+
         ngx_http_kordon_cache_store(r, ctx, clcf);
     }
 

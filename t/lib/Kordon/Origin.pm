@@ -14,6 +14,7 @@ package Kordon::Origin;
 #   cookie=1         Set-Cookie: s=1
 #   size=<n>         n bytes of "x" after the first line
 #   h=<Name: value>  one more header
+#   short=1          Content-Length says 100 bytes more than it sends
 #
 # Every answer also carries X-Origin-Hits: N.  origin_setup() starts it
 # (a forked process, stopped when the test ends) and exports its port as
@@ -71,7 +72,7 @@ sub origin_setup {
         push @h, "X-Kordon-Cache-Tags: $q{tags}" if defined $q{tags};
         push @h, "Set-Cookie: s=1; Path=/" if $q{cookie};
         push @h, $q{h} if defined $q{h};
-        push @h, "Content-Length: " . length($body);
+        push @h, "Content-Length: " . (length($body) + ($q{short} ? 100 : 0));
         push @h, "Connection: close";
         syswrite($c, "HTTP/1.1 $status Origin\r\n" . join('', map { "$_\r\n" } @h)
                      . "\r\n" . ($method eq 'HEAD' ? '' : $body));
