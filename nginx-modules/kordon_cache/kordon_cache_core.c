@@ -23,6 +23,8 @@ typedef struct {
 } kordon_cache_param_t;
 
 
+static const char *kordon_cache_entry_head(const char *p, const char *end,
+    uint64_t *nums);
 static int kordon_cache_lower(int c);
 static int kordon_cache_token(const char *p, size_t len, const char *name);
 static int64_t kordon_cache_seconds(const char *p, size_t len);
@@ -369,43 +371,15 @@ int
 kordon_cache_entry_parse(const char *data, size_t len,
     kordon_cache_entry_t *e)
 {
-    size_t       i, field;
+    size_t       i;
     uint64_t     nums[4];
     const char  *p, *end, *nl, *colon;
 
     end = data + len;
-    p = data;
+    p = kordon_cache_entry_head(data, end, nums);
 
-    if (len < sizeof(KORDON_CACHE_ENTRY_MAGIC) - 1
-        || memcmp(p, KORDON_CACHE_ENTRY_MAGIC,
-                  sizeof(KORDON_CACHE_ENTRY_MAGIC) - 1) != 0)
-    {
+    if (p == NULL) {
         return -1;
-    }
-
-    p += sizeof(KORDON_CACHE_ENTRY_MAGIC) - 1;
-
-    /* status, stored, nheaders, body length: at most 19 digits each */
-    for (field = 0; field < 4; field++) {
-        nums[field] = 0;
-
-        if (p == end || *p < '0' || *p > '9') {
-            return -1;
-        }
-
-        for (i = 0; p < end && *p >= '0' && *p <= '9'; p++, i++) {
-            if (i == 19) {
-                return -1;
-            }
-
-            nums[field] = nums[field] * 10 + (uint64_t) (*p - '0');
-        }
-
-        if (p == end || *p != (field == 3 ? '\n' : ' ')) {
-            return -1;
-        }
-
-        p++;
     }
 
     if (nums[0] < 100 || nums[0] > 599
@@ -446,6 +420,51 @@ kordon_cache_entry_parse(const char *data, size_t len,
     e->body_len = (size_t) nums[3];
 
     return 0;
+}
+
+
+/*
+ * The entry's first line: the magic, then status, stored, header count
+ * and body length, each 1 to 19 digits.  Returns where the headers
+ * start, or NULL.
+ */
+static const char *
+kordon_cache_entry_head(const char *p, const char *end, uint64_t *nums)
+{
+    size_t  i, field;
+
+    if ((size_t) (end - p) < sizeof(KORDON_CACHE_ENTRY_MAGIC) - 1
+        || memcmp(p, KORDON_CACHE_ENTRY_MAGIC,
+                  sizeof(KORDON_CACHE_ENTRY_MAGIC) - 1) != 0)
+    {
+        return NULL;
+    }
+
+    p += sizeof(KORDON_CACHE_ENTRY_MAGIC) - 1;
+
+    for (field = 0; field < 4; field++) {
+        nums[field] = 0;
+
+        if (p == end || *p < '0' || *p > '9') {
+            return NULL;
+        }
+
+        for (i = 0; p < end && *p >= '0' && *p <= '9'; p++, i++) {
+            if (i == 19) {
+                return NULL;
+            }
+
+            nums[field] = nums[field] * 10 + (uint64_t) (*p - '0');
+        }
+
+        if (p == end || *p != (field == 3 ? '\n' : ' ')) {
+            return NULL;
+        }
+
+        p++;
+    }
+
+    return p;
 }
 
 

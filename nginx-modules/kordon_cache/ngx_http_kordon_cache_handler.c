@@ -27,6 +27,8 @@ static void ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
 static ngx_int_t ngx_http_kordon_cache_send_hit(ngx_http_request_t *r,
     u_char *data, size_t len);
+static ngx_int_t ngx_http_kordon_cache_replay(ngx_http_request_t *r,
+    kordon_cache_entry_t *e);
 static void ngx_http_kordon_cache_validator(ngx_http_request_t *r,
     ngx_table_elt_t *h);
 static ngx_int_t ngx_http_kordon_cache_add_age(ngx_http_request_t *r,
@@ -37,6 +39,10 @@ static ngx_int_t ngx_http_kordon_cache_add_x_cache(ngx_http_request_t *r,
 static ngx_int_t ngx_http_kordon_cache_decide(ngx_http_request_t *r,
     ngx_http_kordon_cache_ctx_t *ctx,
     ngx_http_kordon_cache_loc_conf_t *clcf);
+static ngx_uint_t ngx_http_kordon_cache_scan_headers(ngx_http_request_t *r,
+    ngx_http_kordon_cache_ctx_t *ctx, kordon_cache_cc_t *cc, ngx_uint_t ok);
+static ngx_uint_t ngx_http_kordon_cache_named(ngx_table_elt_t *h,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_kordon_cache_keep_header(
     ngx_http_kordon_cache_ctx_t *ctx, ngx_str_t *name, ngx_str_t *value);
 static void ngx_http_kordon_cache_read_tags(ngx_http_kordon_cache_ctx_t *ctx,
@@ -48,6 +54,9 @@ static ngx_int_t ngx_http_kordon_cache_capture(ngx_http_request_t *r,
 static void ngx_http_kordon_cache_store(ngx_http_request_t *r,
     ngx_http_kordon_cache_ctx_t *ctx,
     ngx_http_kordon_cache_loc_conf_t *clcf);
+static void ngx_http_kordon_cache_store_tag(ngx_http_request_t *r,
+    ngx_http_kordon_redis_server_t *server, ngx_http_kordon_cache_ctx_t *ctx,
+    ngx_str_t *tag, u_char *ttl, size_t ttl_len);
 static void ngx_http_kordon_cache_stored(redisReply *reply,
     ngx_uint_t status, void *data);
 
@@ -75,6 +84,11 @@ static u_char  ngx_http_kordon_cache_set_mark;
 
 static ngx_str_t  ngx_http_kordon_cache_tags_header =
     ngx_string("X-Kordon-Cache-Tags");
+static ngx_str_t  ngx_http_kordon_cache_cookie = ngx_string("Set-Cookie");
+static ngx_str_t  ngx_http_kordon_cache_encoding =
+    ngx_string("Content-Encoding");
+static ngx_str_t  ngx_http_kordon_cache_vary = ngx_string("Vary");
+static ngx_str_t  ngx_http_kordon_cache_cc = ngx_string("Cache-Control");
 
 
 ngx_int_t
@@ -338,11 +352,8 @@ ngx_http_kordon_cache_send_hit(ngx_http_request_t *r, u_char *data,
     size_t len)
 {
     ngx_int_t                     rc;
-    ngx_uint_t                    i;
     ngx_buf_t                    *b;
     ngx_chain_t                   out;
-    ngx_table_elt_t              *h;
-    kordon_cache_header_t        *eh;
     ngx_http_kordon_cache_ctx_t  *ctx;
     kordon_cache_entry_t          e;
 
@@ -363,35 +374,8 @@ ngx_http_kordon_cache_send_hit(ngx_http_request_t *r, u_char *data,
     r->headers_out.status = e.status;
     r->headers_out.content_length_n = (off_t) e.body_len;
 
-    for (i = 0; i < e.nheaders; i++) {
-        eh = &e.headers[i];
-
-        if (eh->name_len == sizeof("Content-Type") - 1
-            && ngx_strncasecmp((u_char *) eh->name, (u_char *) "Content-Type",
-                               eh->name_len) == 0)
-        {
-            r->headers_out.content_type.len = eh->value_len;
-            r->headers_out.content_type.data = (u_char *) eh->value;
-            r->headers_out.content_type_len = eh->value_len;
-            continue;
-        }
-
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        h->key.len = eh->name_len;
-        h->key.data = (u_char *) eh->name;
-        h->value.len = eh->value_len;
-        h->value.data = (u_char *) eh->value;
-
-        /* nginx's not_modified filter answers conditional requests */
-        ngx_http_kordon_cache_validator(r, h);
+    if (ngx_http_kordon_cache_replay(r, &e) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* RFC 9111: how long ago the upstream answered */
@@ -423,6 +407,49 @@ ngx_http_kordon_cache_send_hit(ngx_http_request_t *r, u_char *data,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/* the entry's headers into headers_out; NGX_ERROR: no memory */
+static ngx_int_t
+ngx_http_kordon_cache_replay(ngx_http_request_t *r, kordon_cache_entry_t *e)
+{
+    ngx_uint_t              i;
+    ngx_table_elt_t        *h;
+    kordon_cache_header_t  *eh;
+
+    for (i = 0; i < e->nheaders; i++) {
+        eh = &e->headers[i];
+
+        if (eh->name_len == sizeof("Content-Type") - 1
+            && ngx_strncasecmp((u_char *) eh->name, (u_char *) "Content-Type",
+                               eh->name_len) == 0)
+        {
+            r->headers_out.content_type.len = eh->value_len;
+            r->headers_out.content_type.data = (u_char *) eh->value;
+            r->headers_out.content_type_len = eh->value_len;
+            continue;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+        h->key.len = eh->name_len;
+        h->key.data = (u_char *) eh->name;
+        h->value.len = eh->value_len;
+        h->value.data = (u_char *) eh->value;
+
+        /* nginx's not_modified filter answers conditional requests */
+        ngx_http_kordon_cache_validator(r, h);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -553,11 +580,9 @@ ngx_http_kordon_cache_add_x_cache(ngx_http_request_t *r, ngx_uint_t status)
 
 /*
  * On a miss: sets ctx->store when the answer may be stored (the status
- * is one of kordon_cache_statuses, no Set-Cookie, Cache-Control allows
- * it on this key, no "Vary: *", no Content-Encoding, not over the
- * size), keeping its
- * status, kept headers, TTL and tags.  Always strips
- * X-Kordon-Cache-Tags.  Returns NGX_ERROR only when memory runs out.
+ * is one of kordon_cache_statuses, not over the size, and the headers
+ * allow it, see scan_headers), keeping its status, kept headers, TTL
+ * and tags.  Always strips X-Kordon-Cache-Tags.  Returns NGX_OK.
  */
 static ngx_int_t
 ngx_http_kordon_cache_decide(ngx_http_request_t *r,
@@ -565,12 +590,11 @@ ngx_http_kordon_cache_decide(ngx_http_request_t *r,
 {
     ngx_uint_t         i, ok, *s;
     ngx_str_t          ct;
-    ngx_list_part_t   *part;
-    ngx_table_elt_t   *h;
     kordon_cache_cc_t  cc;
 
     ok = (ctx->status == NGX_HTTP_KORDON_CACHE_MISS
-          && r->method == NGX_HTTP_GET);
+          && r->method == NGX_HTTP_GET
+          && r->headers_out.content_length_n <= (off_t) clcf->max_size);
 
     if (ok) {
         ok = 0;
@@ -584,18 +608,58 @@ ngx_http_kordon_cache_decide(ngx_http_request_t *r,
         }
     }
 
-    if (ok && r->headers_out.content_length_n > (off_t) clcf->max_size) {
-        ok = 0;
-    }
-
-    kordon_cache_cc_init(&cc);
-
     if (ok && r->headers_out.content_type.len) {
         ngx_str_set(&ct, "Content-Type");
         ok = (ngx_http_kordon_cache_keep_header(ctx, &ct,
                                             &r->headers_out.content_type)
               == NGX_OK);
     }
+
+    kordon_cache_cc_init(&cc);
+
+    ok = ngx_http_kordon_cache_scan_headers(r, ctx, &cc, ok);
+
+    if (ok) {
+        ctx->ttl = (ngx_msec_t) kordon_cache_ttl_ms(&cc, clcf->ttl,
+                                                    ctx->user_key);
+        ok = (ctx->ttl > 0);
+    }
+
+    if (!ok) {
+        if (ctx->status == NGX_HTTP_KORDON_CACHE_MISS) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "kordon cache: answer not stored");
+            ngx_http_kordon_cache_inc(not_stored);
+        }
+
+        return NGX_OK;
+    }
+
+    ctx->store = 1;
+    ctx->entry.status = r->headers_out.status;
+
+    /* buffers in a temp file come back to memory for the copy */
+    r->filter_need_in_memory = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Walks the response headers: strips X-Kordon-Cache-Tags (its tags
+ * kept), and while ok, reads Cache-Control into cc and keeps the headers
+ * an entry replays.  Returns 0 for an answer that must not be stored:
+ * Set-Cookie, "Vary: *", a Content-Encoding (a hit would reach clients
+ * that never accepted it; nginx's gzip, below this filter, compresses a
+ * hit per client), too many kept headers; else ok.
+ */
+static ngx_uint_t
+ngx_http_kordon_cache_scan_headers(ngx_http_request_t *r,
+    ngx_http_kordon_cache_ctx_t *ctx, kordon_cache_cc_t *cc, ngx_uint_t ok)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
 
     part = &r->headers_out.headers.part;
     h = part->elts;
@@ -616,10 +680,8 @@ ngx_http_kordon_cache_decide(ngx_http_request_t *r,
             continue;
         }
 
-        if (h[i].key.len == ngx_http_kordon_cache_tags_header.len
-            && ngx_strncasecmp(h[i].key.data,
-                               ngx_http_kordon_cache_tags_header.data,
-                               h[i].key.len) == 0)
+        if (ngx_http_kordon_cache_named(&h[i],
+                                        &ngx_http_kordon_cache_tags_header))
         {
             ngx_http_kordon_cache_read_tags(ctx, &h[i].value);
             h[i].hash = 0;
@@ -630,45 +692,24 @@ ngx_http_kordon_cache_decide(ngx_http_request_t *r,
             continue;
         }
 
-        if (h[i].key.len == sizeof("Set-Cookie") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Set-Cookie",
-                               h[i].key.len) == 0)
+        if (ngx_http_kordon_cache_named(&h[i], &ngx_http_kordon_cache_cookie)
+            || (ngx_http_kordon_cache_named(&h[i],
+                                            &ngx_http_kordon_cache_encoding)
+                && !(h[i].value.len == sizeof("identity") - 1
+                     && ngx_strncasecmp(h[i].value.data,
+                                        (u_char *) "identity",
+                                        h[i].value.len) == 0))
+            || (ngx_http_kordon_cache_named(&h[i], &ngx_http_kordon_cache_vary)
+                && ngx_strlchr(h[i].value.data,
+                               h[i].value.data + h[i].value.len, '*')))
         {
             ok = 0;
             continue;
         }
 
-        if (h[i].key.len == sizeof("Cache-Control") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Cache-Control",
-                               h[i].key.len) == 0)
-        {
-            kordon_cache_cc_parse(&cc, (char *) h[i].value.data,
+        if (ngx_http_kordon_cache_named(&h[i], &ngx_http_kordon_cache_cc)) {
+            kordon_cache_cc_parse(cc, (char *) h[i].value.data,
                                   h[i].value.len);
-        }
-
-        /*
-         * an encoded body would reach clients that never accepted the
-         * encoding: store identity bodies, nginx's gzip (below this
-         * filter) compresses a hit per client
-         */
-        if (h[i].key.len == sizeof("Content-Encoding") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Encoding",
-                               h[i].key.len) == 0
-            && !(h[i].value.len == sizeof("identity") - 1
-                 && ngx_strncasecmp(h[i].value.data, (u_char *) "identity",
-                                    h[i].value.len) == 0))
-        {
-            ok = 0;
-            continue;
-        }
-
-        if (h[i].key.len == sizeof("Vary") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Vary", 4) == 0
-            && ngx_strlchr(h[i].value.data,
-                           h[i].value.data + h[i].value.len, '*'))
-        {
-            ok = 0;
-            continue;
         }
 
         if (ngx_http_kordon_cache_keep_header(ctx, &h[i].key, &h[i].value)
@@ -678,27 +719,15 @@ ngx_http_kordon_cache_decide(ngx_http_request_t *r,
         }
     }
 
-    if (ok) {
-        ctx->ttl = (ngx_msec_t) kordon_cache_ttl_ms(&cc, clcf->ttl,
-                                                    ctx->user_key);
-        ok = (ctx->ttl > 0);
-    }
+    return ok;
+}
 
-    if (ctx->status == NGX_HTTP_KORDON_CACHE_MISS && !ok) {
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "kordon cache: answer not stored");
-        ngx_http_kordon_cache_inc(not_stored);
-        return NGX_OK;
-    }
 
-    if (ok) {
-        ctx->store = 1;
-        ctx->entry.status = r->headers_out.status;
-        /* buffers in a temp file come back to memory for the copy */
-        r->filter_need_in_memory = 1;
-    }
-
-    return NGX_OK;
+static ngx_uint_t
+ngx_http_kordon_cache_named(ngx_table_elt_t *h, ngx_str_t *name)
+{
+    return h->key.len == name->len
+           && ngx_strncasecmp(h->key.data, name->data, name->len) == 0;
 }
 
 
@@ -901,15 +930,13 @@ static void
 ngx_http_kordon_cache_store(ngx_http_request_t *r,
     ngx_http_kordon_cache_ctx_t *ctx, ngx_http_kordon_cache_loc_conf_t *clcf)
 {
-    u_char      *entry, *end, *tag;
+    u_char      *entry, *end;
     u_char       ttl[NGX_INT64_LEN];
     size_t       ttl_len;
     ngx_int_t    rc;
-    ngx_uint_t   i, j;
+    ngx_uint_t   i;
     const char  *argv[5];
     size_t       argvlen[5];
-
-    static const char  *nx_gt[] = { "NX", "GT" };
 
     ctx->entry.body = (char *) ctx->body;
     ctx->entry.body_len = ctx->body_len;
@@ -943,41 +970,58 @@ ngx_http_kordon_cache_store(ngx_http_request_t *r,
     }
 
     for (i = 0; i < ctx->ntags; i++) {
-        tag = ngx_pnalloc(r->pool, sizeof(KORDON_CACHE_TAG_PREFIX) - 1
-                                   + ctx->tags[i].len);
-        if (tag == NULL) {
-            return;
-        }
+        ngx_http_kordon_cache_store_tag(r, clcf->server, ctx, &ctx->tags[i],
+                                        ttl, ttl_len);
+    }
+}
 
-        argvlen[1] = ngx_cpymem(tag, KORDON_CACHE_TAG_PREFIX,
-                                sizeof(KORDON_CACHE_TAG_PREFIX) - 1)
-                     - tag + ctx->tags[i].len;
-        ngx_memcpy(tag + sizeof(KORDON_CACHE_TAG_PREFIX) - 1,
-                   ctx->tags[i].data, ctx->tags[i].len);
 
-        argv[0] = "SADD";
-        argvlen[0] = 4;
-        argv[1] = (char *) tag;
-        argv[2] = (char *) ctx->key;
-        argvlen[2] = KORDON_CACHE_KEY_LEN;
+/* SADD <tag set> <key>; PEXPIRE <tag set> <ttl> NX; the same GT */
+static void
+ngx_http_kordon_cache_store_tag(ngx_http_request_t *r,
+    ngx_http_kordon_redis_server_t *server, ngx_http_kordon_cache_ctx_t *ctx,
+    ngx_str_t *tag, u_char *ttl, size_t ttl_len)
+{
+    u_char      *set;
+    ngx_uint_t   j;
+    const char  *argv[4];
+    size_t       argvlen[4];
 
-        (void) ngx_http_kordon_redis_send(clcf->server, 3, argv, argvlen, 0,
-                                          ngx_http_kordon_cache_stored,
-                                          NULL, NULL);
+    static const char  *nx_gt[] = { "NX", "GT" };
 
-        for (j = 0; j < 2; j++) {
-            argv[0] = "PEXPIRE";
-            argvlen[0] = 7;
-            argv[2] = (char *) ttl;
-            argvlen[2] = ttl_len;
-            argv[3] = nx_gt[j];
-            argvlen[3] = 2;
+    set = ngx_pnalloc(r->pool, sizeof(KORDON_CACHE_TAG_PREFIX) - 1
+                               + tag->len);
+    if (set == NULL) {
+        return;
+    }
 
-            (void) ngx_http_kordon_redis_send(clcf->server, 4, argv,
-                                              argvlen, 0,
-                                              ngx_http_kordon_cache_stored,
-                                              NULL, NULL);
-        }
+    ngx_memcpy(ngx_cpymem(set, KORDON_CACHE_TAG_PREFIX,
+                          sizeof(KORDON_CACHE_TAG_PREFIX) - 1),
+               tag->data, tag->len);
+
+    argv[0] = "SADD";
+    argvlen[0] = 4;
+    argv[1] = (char *) set;
+    argvlen[1] = sizeof(KORDON_CACHE_TAG_PREFIX) - 1 + tag->len;
+    argv[2] = (char *) ctx->key;
+    argvlen[2] = KORDON_CACHE_KEY_LEN;
+
+    (void) ngx_http_kordon_redis_send(server, 3, argv, argvlen, 0,
+                                      ngx_http_kordon_cache_stored, NULL,
+                                      NULL);
+
+    argv[0] = "PEXPIRE";
+    argvlen[0] = 7;
+    argv[2] = (char *) ttl;
+    argvlen[2] = ttl_len;
+
+    for (j = 0; j < 2; j++) {
+        argv[3] = nx_gt[j];
+        argvlen[3] = 2;
+
+        (void) ngx_http_kordon_redis_send(server, 4, argv, argvlen, 0,
+                                          ngx_http_kordon_cache_stored, NULL,
+                                          NULL);
     }
 }
 
