@@ -1,30 +1,10 @@
 # Request metrics (kordon_metrics) and routes (kordon_route,
 # $kordon_route): known requests, then the exact samples they leave in
-# /metrics.  Each block has a fresh nginx, so the counts are exact.
-#
-# The outcome metrics read $kordon_auth_error, $kordon_limit_status and
-# $kordon_cache_status by name.  Here a map stands in for the modules
-# that set them; when a built module defines one of them itself, the
-# block that fakes it is skipped (that module's own tests cover it).
+# /metrics.  Each block has a fresh nginx, so the counts are exact.  The
+# outcome metrics (auth, limits, cache): t/042-metrics-outcomes.t.
 
 use Test::Kordon;
 use HTTP::Tiny;
-
-my %defined;
-for my $so (glob((Test::Kordon::servroot() =~ s{t/[^/]+$}{}r)
-                 . 'build/nginx/modules/*.so')) {
-    my $bin = do { local $/; open my $fh, '<', $so or next; <$fh> };
-    for my $v (qw(kordon_auth_error kordon_limit_status kordon_cache_status)) {
-        $defined{$v} = 1
-            if $so !~ /ngx_http_kordon_module\.so$/ && index($bin, $v) >= 0;
-    }
-}
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    my ($fake) = ($block->http_config // '') =~ /map \S+ \$(\w+)/;
-    $block->set_value(SKIP => 1) if $fake && $defined{$fake};
-});
 
 run_tests();
 
@@ -179,62 +159,7 @@ __DATA__
 
 
 
-=== TEST 8: auth failures by reason, from $kordon_auth_error
---- http_config
-    map $arg_auth $kordon_auth_error { default $arg_auth; }
---- config
-    location = /metrics { kordon_metrics; kordon_metrics_requests off; }
-    location /a/ { return 401; }
---- request eval
-["GET /a/?auth=expired", "GET /a/?auth=expired", "GET /a/?auth=revoked",
- "GET /a/?auth=made-up-by-a-client", "GET /a/", "GET /metrics"]
---- error_code eval
-[401, 401, 401, 401, 401, 200]
---- response_body_like eval
-[(undef) x 5, qr{\Qkordon_edge_auth_failures_total{reason="expired"} 2\E\n
- (?:.*\n)*?\Qkordon_edge_auth_failures_total{reason="revoked"} 1\E\n
- (?:.*\n)*?\Qkordon_edge_auth_failures_total{reason="other"} 1\E\n}x]
---- response_body_unlike eval
-[(undef) x 5, qr{made-up}]
-
-
-
-=== TEST 9: rate-limited requests by limit, from $kordon_limit_status
---- http_config
-    map $arg_l $kordon_limit_status { default $arg_l; }
---- config
-    location = /metrics { kordon_metrics; kordon_metrics_requests off; }
-    location /l/ { return 200; }
---- request eval
-["GET /l/?l=limited:per_ip", "GET /l/?l=limited:per_ip",
- "GET /l/?l=limited:per_user", "GET /l/?l=ok", "GET /l/?l=error:per_user",
- "GET /l/", "GET /metrics"]
---- response_body_like eval
-[(undef) x 6, qr{\Qkordon_edge_rate_limited_total{limit="per_ip"} 2\E\n
- \Qkordon_edge_rate_limited_total{limit="per_user"} 1\E\n
- \#[ ]HELP[ ]kordon_edge_rate_limit_errors_total[^\n]*\n[^\n]*\n
- \Qkordon_edge_rate_limit_errors_total{limit="per_ip"} 0\E\n
- \Qkordon_edge_rate_limit_errors_total{limit="per_user"} 1\E\n}x]
-
-
-
-=== TEST 10: cache results from $kordon_cache_status
---- http_config
-    map $arg_c $kordon_cache_status { default $arg_c; }
---- config
-    location = /metrics { kordon_metrics; kordon_metrics_requests off; }
-    location /c/ { return 200; }
---- request eval
-["GET /c/?c=HIT", "GET /c/?c=HIT", "GET /c/?c=MISS", "GET /c/?c=BYPASS",
- "GET /c/?c=STALE", "GET /c/", "GET /metrics"]
---- response_body_like eval
-[(undef) x 6, qr{\Qkordon_edge_cache_requests_total{result="hit"} 2\E\n
- \Qkordon_edge_cache_requests_total{result="miss"} 1\E\n
- \Qkordon_edge_cache_requests_total{result="bypass"} 1\E\n}x]
-
-
-
-=== TEST 11: without the modules that set them, outcome metrics are zero and nothing is logged
+=== TEST 8: without the modules that set them, outcome metrics are zero and nothing is logged
 --- config
     location = /metrics { kordon_metrics; kordon_metrics_requests off; }
     location /x/ { return 200; }
@@ -250,7 +175,7 @@ __DATA__
 
 
 
-=== TEST 12: counters survive a reload that keeps the route
+=== TEST 9: counters survive a reload that keeps the route
 --- config
     location = /metrics { kordon_metrics; kordon_metrics_requests off; }
     location /keep/ { return 200; }
@@ -263,7 +188,7 @@ __DATA__
 
 
 
-=== TEST 13: kordon_route longer than a label may be is refused
+=== TEST 10: kordon_route longer than a label may be is refused
 --- config eval
 "location /long/ { kordon_route /" . ("a" x 300) . "; return 200; }"
 --- must_die

@@ -58,6 +58,13 @@ ngx_uint_t ngx_http_kordon_route(ngx_http_request_t *r, ngx_str_t *route);
 ngx_array_t *ngx_http_kordon_routes(ngx_conf_t *cf);
 
 /*
+ * From a postconfiguration handler: the index of a variable some loaded
+ * module defines, or NGX_ERROR when none does (asking nginx for the
+ * index of an undefined name would make it refuse the configuration).
+ */
+ngx_int_t ngx_http_kordon_variable_index(ngx_conf_t *cf, char *name);
+
+/*
  * The counters of kordon_events in the metrics zone, or NULL before the
  * zone exists (nginx -t) or when kordon_metrics is not loaded.  Workers
  * add with kordon_metrics_add() (kordon_metrics_core.h).

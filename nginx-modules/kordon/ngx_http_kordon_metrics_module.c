@@ -103,8 +103,6 @@ static void ngx_http_kordon_metrics_count(ngx_http_request_t *r,
     ngx_http_kordon_metrics_main_conf_t *mcf, kordon_metrics_shm_t *sh);
 static ngx_int_t ngx_http_kordon_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static ngx_int_t ngx_http_kordon_metrics_variable(ngx_conf_t *cf,
-    char *name);
 static void *ngx_http_kordon_metrics_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_kordon_metrics_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_kordon_metrics_merge_loc_conf(ngx_conf_t *cf,
@@ -874,10 +872,8 @@ ngx_http_kordon_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
-/* the index of another module's variable, NGX_ERROR when none has it */
-
-static ngx_int_t
-ngx_http_kordon_metrics_variable(ngx_conf_t *cf, char *name)
+ngx_int_t
+ngx_http_kordon_variable_index(ngx_conf_t *cf, char *name)
 {
     ngx_str_t                   s;
     ngx_uint_t                  i;
@@ -1004,12 +1000,12 @@ ngx_http_kordon_metrics_init(ngx_conf_t *cf)
     mcf->shm_zone->init = ngx_http_kordon_metrics_init_zone;
     mcf->shm_zone->data = mcf;
 
-    mcf->auth_index = ngx_http_kordon_metrics_variable(cf,
-                                                       "kordon_auth_error");
-    mcf->limit_index = ngx_http_kordon_metrics_variable(cf,
-                                                        "kordon_limit_status");
-    mcf->cache_index = ngx_http_kordon_metrics_variable(cf,
-                                                        "kordon_cache_status");
+    mcf->auth_index = ngx_http_kordon_variable_index(cf,
+                                                     "kordon_auth_error");
+    mcf->limit_index = ngx_http_kordon_variable_index(cf,
+                                                      "kordon_limit_status");
+    mcf->cache_index = ngx_http_kordon_variable_index(cf,
+                                                      "kordon_cache_status");
 
     /* nginx loads modules with RTLD_GLOBAL: kordon_redis, if loaded */
     mcf->redis_servers = (ngx_http_kordon_redis_servers_pt)
