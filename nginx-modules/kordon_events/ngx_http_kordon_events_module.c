@@ -28,7 +28,9 @@
 #include "kordon_events_core.h"
 
 
-#define NGX_HTTP_KORDON_EVENTS_QUEUE_DEFAULT    100000
+#define NGX_HTTP_KORDON_EVENTS_QUEUE_DEFAULT    20000
+/* librdkafka's queue.buffering.max.kbytes: memory bound of the queue */
+#define NGX_HTTP_KORDON_EVENTS_QUEUE_KBYTES     "16384"
 #define NGX_HTTP_KORDON_EVENTS_QUEUE_MAX        10000000
 #define NGX_HTTP_KORDON_EVENTS_LINGER_DEFAULT   5        /* ms */
 #define NGX_HTTP_KORDON_EVENTS_POLL_DEFAULT     100      /* ms */
@@ -442,6 +444,10 @@ ngx_http_kordon_events_rd_conf(ngx_cycle_t *cycle,
         || ngx_http_kordon_events_set(cycle, conf, "acks", "1") != NGX_OK
         || ngx_http_kordon_events_set(cycle, conf, "enable.idempotence",
                                       "false") != NGX_OK
+        || ngx_http_kordon_events_set(cycle, conf,
+                                      "queue.buffering.max.kbytes",
+                                      NGX_HTTP_KORDON_EVENTS_QUEUE_KBYTES)
+           != NGX_OK
         || ngx_http_kordon_events_set(cycle, conf, "log.queue", "true")
            != NGX_OK
         || ngx_http_kordon_events_set(cycle, conf, "client.id",
