@@ -5,6 +5,11 @@
 
 use Test::Kordon;
 use HTTP::Tiny;
+use Kordon::Redis ();
+
+my $redis = Kordon::Redis::redis_server();
+$ENV{TEST_NGINX_REDIS_PORT} = $redis->port;
+$ENV{TEST_NGINX_UNUSED_PORT} = Kordon::Redis::unused_port();
 
 run_tests();
 
@@ -194,3 +199,25 @@ __DATA__
 --- must_die
 --- error_log
 is longer than 255 bytes
+
+
+
+=== TEST 11: kordon_redis' counters per server, from its own zone
+--- http_config
+    kordon_redis main 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=200ms;
+    kordon_redis gone 127.0.0.1:$TEST_NGINX_UNUSED_PORT timeout=200ms;
+--- config
+    location = /metrics { kordon_metrics; kordon_metrics_requests off; }
+    location = /h/main { kordon_redis_health main; }
+    location = /h/gone { kordon_redis_health gone; }
+--- request eval
+["GET /h/main", "GET /h/main", "GET /h/gone", "GET /metrics"]
+--- error_code eval
+[200, 200, 503, 200]
+--- response_body_like eval
+[undef, undef, undef,
+ qr{^\Qkordon_edge_redis_commands_total{server="main"} \E[2-9]\n
+    \Qkordon_edge_redis_commands_total{server="gone"} 0\E\n
+    .*^\Qkordon_edge_redis_unavailable_total{server="gone"} \E[1-9]\d*\n
+    .*^\Qkordon_edge_redis_connect_failures_total{server="main"} 0\E\n
+    \Qkordon_edge_redis_connect_failures_total{server="gone"} \E[1-9]\d*\n}msx]

@@ -55,6 +55,7 @@ typedef struct {
     kordon_metrics_shm_t              *sh;
     ngx_array_t                       *routes;      /* ngx_str_t */
     uint32_t                          *slots;       /* route + 1 -> slot */
+    u_char                            *shown;       /* first of its slot */
     uint32_t                           nslots;
 
     ngx_int_t                          auth_index;
@@ -370,27 +371,14 @@ static u_char *
 ngx_http_kordon_metrics_routes(u_char *p,
     ngx_http_kordon_metrics_main_conf_t *mcf)
 {
-    ngx_uint_t  i, kind, n, k, dup;
+    ngx_uint_t  i, kind;
 
     for (kind = 0; kind < 3; kind++) {
         p = ngx_cpymem(p, ngx_http_kordon_metrics_route_help[kind],
                        ngx_strlen(ngx_http_kordon_metrics_route_help[kind]));
 
-        n = mcf->routes->nelts + 1;
-
-        for (i = 0; i < n; i++) {
-
-            /* two configured names cut to one stored name share a slot */
-            dup = 0;
-
-            for (k = 0; k < i; k++) {
-                if (mcf->slots[k] == mcf->slots[i]) {
-                    dup = 1;
-                    break;
-                }
-            }
-
-            if (!dup) {
+        for (i = 0; i < mcf->routes->nelts + 1; i++) {
+            if (mcf->shown[i]) {
                 p = ngx_http_kordon_metrics_route(p, kind,
                                               &mcf->sh->routes[mcf->slots[i]]);
             }
@@ -831,7 +819,7 @@ ngx_http_kordon_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     size_t                                size;
     ngx_str_t                            *route;
-    ngx_uint_t                            i;
+    ngx_uint_t                            i, k;
     ngx_slab_pool_t                      *shpool;
     kordon_metrics_shm_t                 *sh;
     ngx_http_kordon_metrics_main_conf_t  *mcf;
@@ -862,10 +850,25 @@ ngx_http_kordon_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     route = mcf->routes->elts;
     mcf->slots[0] = 0;
+    mcf->shown[0] = 1;
 
     for (i = 0; i < mcf->routes->nelts; i++) {
         mcf->slots[i + 1] = kordon_metrics_route_slot(sh, route[i].data,
                                                       route[i].len);
+
+        /*
+         * routes that share a slot (the table is full: "other"; or two
+         * names cut to one) are rendered once
+         */
+
+        mcf->shown[i + 1] = 1;
+
+        for (k = 0; k <= i; k++) {
+            if (mcf->slots[k] == mcf->slots[i + 1]) {
+                mcf->shown[i + 1] = 0;
+                break;
+            }
+        }
     }
 
     return NGX_OK;
@@ -974,6 +977,11 @@ ngx_http_kordon_metrics_init(ngx_conf_t *cf)
     mcf->slots = ngx_pcalloc(cf->pool,
                              (mcf->routes->nelts + 1) * sizeof(uint32_t));
     if (mcf->slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    mcf->shown = ngx_pcalloc(cf->pool, mcf->routes->nelts + 1);
+    if (mcf->shown == NULL) {
         return NGX_ERROR;
     }
 
