@@ -221,3 +221,20 @@ is longer than 255 bytes
     .*^\Qkordon_edge_redis_unavailable_total{server="gone"} \E[1-9]\d*\n
     .*^\Qkordon_edge_redis_connect_failures_total{server="main"} 0\E\n
     \Qkordon_edge_redis_connect_failures_total{server="gone"} \E[1-9]\d*\n}msx]
+
+
+
+=== TEST 12: a request that never reached a location counts as "other", not as its error page
+--- config eval
+'location = /metrics { kordon_metrics; kordon_metrics_requests off; }
+' . problem_config()
+--- raw_request eval
+["GET /v1/\x00bad HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+ "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"]
+--- error_code eval
+[400, 200]
+--- response_body_like eval
+[undef,
+ qr{^\Qkordon_edge_http_requests_total{route="other",method="GET",code_class="4xx"} 1\E$}m]
+--- response_body_unlike eval
+[undef, qr{kordon/problem}]

@@ -315,7 +315,8 @@ ngx_http_kordon_metrics_size(ngx_http_request_t *r,
 
     if (mcf->redis_servers != NULL) {
         (void) mcf->redis_servers((ngx_cycle_t *) ngx_cycle, &n);
-        size += n * 8 * (NGX_HTTP_KORDON_METRICS_LINE_MAX + 2 * NGX_MAXHOSTNAMELEN);
+        size += n * 8 * (NGX_HTTP_KORDON_METRICS_LINE_MAX
+                         + 2 * NGX_MAXHOSTNAMELEN);
     }
 
     return size;
@@ -544,7 +545,8 @@ ngx_http_kordon_metrics_limits(u_char *p, kordon_metrics_shm_t *sh,
         dup = 0;
         v = kordon_metrics_load(errors ? &a->errors : &a->limited);
 
-        for (k = 0; k < KORDON_METRICS_LIMITS_MAX && i < KORDON_METRICS_LIMITS_MAX;
+        for (k = 0;
+             k < KORDON_METRICS_LIMITS_MAX && i < KORDON_METRICS_LIMITS_MAX;
              k++)
         {
             b = &sh->limits[k];

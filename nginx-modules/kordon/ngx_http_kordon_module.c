@@ -388,12 +388,26 @@ ngx_http_kordon_route_handler(ngx_http_request_t *r)
 }
 
 
-/* $kordon_route read before any location ran: the current location's */
+/*
+ * $kordon_route read before the rewrite phase set it: the current
+ * location's, unless the request never reached one before an error page
+ * took it (a request line nginx could not parse): then none, so that it
+ * counts as "other" rather than under the error page's location.
+ */
 
 static ngx_int_t
 ngx_http_kordon_route_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
+    if (r->error_page) {
+        v->len = 0;
+        v->data = (u_char *) "";
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+        return NGX_OK;
+    }
+
     return ngx_http_kordon_route_value(r, v);
 }
 

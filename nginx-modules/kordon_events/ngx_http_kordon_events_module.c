@@ -72,6 +72,7 @@ typedef struct {
     ngx_connection_t           dummy;         /* poll_ev.data, for logs */
     ngx_msec_t                 logged;
     ngx_log_t                 *log;
+    char                       errstr[NGX_HTTP_KORDON_EVENTS_ERRSTR_LEN];
 } ngx_http_kordon_events_worker_t;
 
 
@@ -483,7 +484,6 @@ ngx_http_kordon_events_rd_conf(ngx_cycle_t *cycle,
 static ngx_int_t
 ngx_http_kordon_events_init_process(ngx_cycle_t *cycle)
 {
-    char                                 errstr[NGX_HTTP_KORDON_EVENTS_ERRSTR_LEN];
     rd_kafka_conf_t                     *conf;
     ngx_http_kordon_events_worker_t     *w;
     ngx_http_kordon_events_main_conf_t  *emcf;
@@ -514,12 +514,13 @@ ngx_http_kordon_events_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    w->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    w->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, w->errstr,
+                         sizeof(w->errstr));
     if (w->rk == NULL) {
         rd_kafka_conf_destroy(conf);
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       "kordon_events: could not create a producer: %s",
-                      errstr);
+                      w->errstr);
         return NGX_OK;
     }
 
