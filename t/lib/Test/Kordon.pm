@@ -185,7 +185,8 @@ $Asan ||= -e "$Modules/.asan";
 # Ports of the stack, which a test must never take (see scripts/lib.sh),
 # and the ranges of the e2e and bench stacks, shifted by 10000 and 12000
 # (scripts/test, scripts/bench).
-my %Reserved = map { $_ => 1 } 8080, 8443, 9180, 15432, 16379, 18001 .. 18010;
+my %Reserved = map { $_ => 1 } 8080, 8443, 9180, 9190, 15432, 16379,
+                               18001 .. 18010;
 my @ReservedRange = (18000, 30010);
 
 my $RepeatEach   = 1;
