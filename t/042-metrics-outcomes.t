@@ -1,22 +1,26 @@
 # The outcome metrics of kordon_metrics: auth failures by reason, rate
 # limits by name, cache results, read from $kordon_auth_error,
-# $kordon_limit_status and $kordon_cache_status by name.  A map stands in
-# here for the modules that set them; when a built module defines one of
-# them itself, a map of the same name cannot be made, so this file is
-# skipped (the generic path is the same for all three; those modules'
-# own tests then cover their values).
+# $kordon_limit_status and $kordon_cache_status by name.  The limits and
+# the cache are the real modules (kordon_limit with local zones and a
+# cluster zone whose Redis is gone, kordon_cache with a real Redis from
+# Kordon::Redis); auth failures still come from a map until kordon_jwt
+# defines $kordon_auth_error (edge-auth).
 
 use Test::Kordon;
+use Kordon::Redis;
+use Kordon::Origin;
 
-my $modules = Test::Kordon::servroot() =~ s{t/[^/]+$}{}r . 'build/nginx/modules';
-for my $so (glob("$modules/*.so")) {
-    next if $so =~ m{/ngx_http_kordon_(?:events_)?module\.so$};  # readers
-    my $bin = do { local $/; open my $fh, '<', $so or next; <$fh> };
-    for my $v (qw(kordon_auth_error kordon_limit_status kordon_cache_status)) {
-        Test::More::plan(skip_all => "\$$v is defined by $so")
-            if index($bin, $v) >= 0;
-    }
+redis_setup();
+origin_setup();
+
+# a raw GET with extra header lines
+sub get {
+    my ($path, @h) = @_;
+    return join("\r\n", "GET $path HTTP/1.1", 'Host: localhost',
+                'Connection: close', @h) . "\r\n\r\n";
 }
+
+add_block_preprocessor(sub { redis()->cmd('FLUSHALL') });
 
 run_tests();
 
@@ -42,38 +46,72 @@ __DATA__
 
 
 
-=== TEST 2: rate-limited requests by limit, from $kordon_limit_status
+=== TEST 2: rate-limited requests by limit, from kordon_limit's status
+A burst of one per key: the second request of a key is limited:<zone>;
+a cluster zone whose Redis is not there fails open as error:<zone>; a
+request with an empty key is not limited and counts nowhere.
 --- http_config
-    map $arg_l $kordon_limit_status { default $arg_l; }
+    kordon_redis gone 127.0.0.1:$TEST_NGINX_UNUSED_PORT timeout=100ms;
+    kordon_limit_zone name=per_ip rate=1/m burst=1 key=$arg_ip;
+    kordon_limit_zone name=per_user rate=1/m burst=1 key=$arg_user;
+    kordon_limit_zone name=per_user_cluster rate=1/m burst=1 key=$arg_c
+                      mode=cluster redis=gone fail=open timeout=100ms;
 --- config
     location = /metrics { kordon_metrics; kordon_metrics_requests off; }
-    location /l/ { return 200; }
+    location / {
+        kordon_limit per_ip;
+        kordon_limit per_user;
+        add_header X-Limit $kordon_limit_status always;
+    }
+    location /c/ {
+        kordon_limit per_user_cluster;
+        add_header X-Limit $kordon_limit_status always;
+        alias html/;
+    }
 --- request eval
-["GET /l/?l=limited:per_ip", "GET /l/?l=limited:per_ip",
- "GET /l/?l=limited:per_user", "GET /l/?l=ok", "GET /l/?l=error:per_user",
- "GET /l/", "GET /metrics"]
+["GET /index.html?ip=a", "GET /index.html?ip=a", "GET /index.html?ip=a",
+ "GET /index.html?user=u", "GET /index.html?user=u",
+ "GET /c/index.html?c=x", "GET /index.html", "GET /metrics"]
+--- error_code eval
+[200, 429, 429, 200, 429, 200, 200, 200]
+--- response_headers eval
+["X-Limit: ok", "X-Limit: limited:per_ip", "X-Limit: limited:per_ip",
+ "X-Limit: ok", "X-Limit: limited:per_user", "X-Limit: error:per_user_cluster",
+ "!X-Limit", ""]
 --- response_body_like eval
-[(undef) x 6, qr{\Qkordon_edge_rate_limited_total{limit="per_ip"} 2\E\n
+[(undef) x 7,
+ qr{\Qkordon_edge_rate_limited_total{limit="per_ip"} 2\E\n
  \Qkordon_edge_rate_limited_total{limit="per_user"} 1\E\n
+ \Qkordon_edge_rate_limited_total{limit="per_user_cluster"} 0\E\n
  \#[ ]HELP[ ]kordon_edge_rate_limit_errors_total[^\n]*\n[^\n]*\n
  \Qkordon_edge_rate_limit_errors_total{limit="per_ip"} 0\E\n
- \Qkordon_edge_rate_limit_errors_total{limit="per_user"} 1\E\n}x]
+ \Qkordon_edge_rate_limit_errors_total{limit="per_user"} 0\E\n
+ \Qkordon_edge_rate_limit_errors_total{limit="per_user_cluster"} 1\E\n}x]
 
 
 
-=== TEST 3: cache results from $kordon_cache_status
+=== TEST 3: cache results from kordon_cache's status
+A miss is stored and the next two are hits from Redis; a request with
+credentials on a shared key bypasses the cache; a location without the
+cache counts nowhere.
 --- http_config
-    map $arg_c $kordon_cache_status { default $arg_c; }
+    kordon_redis main 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=500ms;
 --- config
     location = /metrics { kordon_metrics; kordon_metrics_requests off; }
-    location /c/ { return 200; }
---- request eval
-["GET /c/?c=HIT", "GET /c/?c=HIT", "GET /c/?c=MISS", "GET /c/?c=BYPASS",
- "GET /c/?c=STALE", "GET /c/", "GET /metrics"]
+    location /c/ {
+        kordon_cache main;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ORIGIN_PORT;
+    }
+    location /n/ { proxy_pass http://127.0.0.1:$TEST_NGINX_ORIGIN_PORT; }
+--- raw_request eval
+[get("/c/one"), get("/c/one"), get("/c/one"),
+ get("/c/one", "Authorization: Bearer x"), get("/n/one"), get("/metrics")]
+--- response_headers eval
+["X-Cache: MISS", "X-Cache: HIT", "X-Cache: HIT", "X-Cache: BYPASS",
+ "!X-Cache", ""]
 --- response_body_like eval
-[(undef) x 6, qr{\Qkordon_edge_cache_requests_total{result="hit"} 2\E\n
+[qr{^hits 1 /c/one}, qr{^hits 1 /c/one}, qr{^hits 1 /c/one},
+ qr{^hits 2 /c/one}, qr{^hits 1 /n/one},
+ qr{\Qkordon_edge_cache_requests_total{result="hit"} 2\E\n
  \Qkordon_edge_cache_requests_total{result="miss"} 1\E\n
  \Qkordon_edge_cache_requests_total{result="bypass"} 1\E\n}x]
-
-
-
