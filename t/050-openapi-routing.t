@@ -120,3 +120,31 @@ GET /things/0b9e3c52%2D6f0e-4a53-9d0e-2a1c6c0f9f11
 --- request
 GET /things?q=x
 --- problem: 502
+
+=== TEST 13: kordon_route $kordon_openapi_route labels metrics by template
+Every template of the document is a known route, so the metrics count
+/things/{id} under its template (no id in a label), and a path the
+document does not have under "other".
+--- config
+    kordon_route  $kordon_openapi_route;
+    location / {
+        add_header X-Route "[$kordon_route]" always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ECHO_PORT;
+    }
+    location = /metrics {
+        kordon_route  /metrics;
+        kordon_metrics;
+        kordon_metrics_requests off;
+    }
+--- request eval
+["GET /things/0b9e3c52-6f0e-4a53-9d0e-2a1c6c0f9f11",
+ "GET /things/6a1d6a6e-03d4-4b8e-9d54-5e1f58a9b7a2", "GET /nothing",
+ "GET /metrics"]
+--- response_headers eval
+["X-Route: [/things/{id}]", "X-Route: [/things/{id}]", "X-Route: []", ""]
+--- response_body_like eval
+[(undef) x 3,
+ qr{\Qkordon_edge_http_requests_total{route="other",method="GET",code_class="2xx"} 1\E\n
+    \Qkordon_edge_http_requests_total{route="/things/{id}",method="GET",code_class="2xx"} 2\E\n}x]
+--- response_body_unlike eval
+[(undef) x 3, qr{0b9e3c52|/nothing}]

@@ -58,6 +58,16 @@ ngx_uint_t ngx_http_kordon_route(ngx_http_request_t *r, ngx_str_t *route);
 ngx_array_t *ngx_http_kordon_routes(ngx_conf_t *cf);
 
 /*
+ * While nginx reads its configuration: a template another module knows
+ * (kordon_openapi's paths) joins the configured set, so that
+ * "kordon_route $kordon_openapi_route;" labels metrics by it instead of
+ * "other".  NGX_OK (also when it was there), NGX_DECLINED for an empty
+ * name or one over NGX_HTTP_KORDON_ROUTE_LEN_MAX, NGX_ERROR.  The name
+ * is kept, not copied.
+ */
+ngx_int_t ngx_http_kordon_route_known(ngx_conf_t *cf, ngx_str_t *name);
+
+/*
  * From a postconfiguration handler: the index of a variable some loaded
  * module defines, or NGX_ERROR when none does (asking nginx for the
  * index of an undefined name would make it refuse the configuration).

@@ -479,9 +479,7 @@ ngx_http_kordon_routes(ngx_conf_t *cf)
 static char *
 ngx_http_kordon_route_add(ngx_conf_t *cf, ngx_http_kordon_loc_conf_t *conf)
 {
-    ngx_str_t                    *name, *route;
-    ngx_uint_t                    i;
-    ngx_http_kordon_main_conf_t  *kmcf;
+    ngx_str_t  *name;
 
     if (conf->route->lengths != NULL || conf->route->value.len == 0) {
         return NGX_CONF_OK;
@@ -500,6 +498,31 @@ ngx_http_kordon_route_add(ngx_conf_t *cf, ngx_http_kordon_loc_conf_t *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_kordon_route_known(cf, name) == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A template joins the configured set, once; NGX_DECLINED leaves a name
+ * longer than a label may be out (it counts as "other").  The name is
+ * not copied: it must live as long as the configuration.
+ */
+
+ngx_int_t
+ngx_http_kordon_route_known(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_str_t                    *route;
+    ngx_uint_t                    i;
+    ngx_http_kordon_main_conf_t  *kmcf;
+
+    if (name->len == 0 || name->len > NGX_HTTP_KORDON_ROUTE_LEN_MAX) {
+        return NGX_DECLINED;
+    }
+
     kmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_kordon_module);
 
     route = kmcf->routes.elts;
@@ -508,18 +531,18 @@ ngx_http_kordon_route_add(ngx_conf_t *cf, ngx_http_kordon_loc_conf_t *conf)
         if (route[i].len == name->len
             && ngx_strncmp(route[i].data, name->data, name->len) == 0)
         {
-            return NGX_CONF_OK;
+            return NGX_OK;
         }
     }
 
     route = ngx_array_push(&kmcf->routes);
     if (route == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     *route = *name;
 
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 

@@ -20,6 +20,7 @@
  */
 
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -219,6 +220,15 @@ size_t
 kordon_oa_paths(const kordon_oa_doc_t *doc)
 {
     return doc->npaths;
+}
+
+
+const kordon_oa_path_t *
+kordon_oa_path(const kordon_oa_doc_t *doc, size_t i)
+{
+    assert(i < doc->npaths);
+
+    return doc->paths[i];
 }
 
 

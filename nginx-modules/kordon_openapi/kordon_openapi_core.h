@@ -109,6 +109,10 @@ const kordon_oa_path_t *kordon_oa_match(const kordon_oa_doc_t *doc,
     const char *path, size_t len, kordon_oa_match_t *m);
 const char *kordon_oa_template(const kordon_oa_path_t *path);
 
+/* the i-th path of the document, i < kordon_oa_paths() */
+const kordon_oa_path_t *kordon_oa_path(const kordon_oa_doc_t *doc,
+    size_t i);
+
 /*
  * The operation of a path for a method (upper case, as sent); HEAD falls
  * back to GET.  NULL: the method is not allowed, and kordon_oa_allow()

@@ -30,6 +30,8 @@
 
 static char *ngx_http_kordon_openapi(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_kordon_openapi_routes(ngx_conf_t *cf,
+    kordon_oa_doc_t *doc);
 static ngx_int_t ngx_http_kordon_openapi_read(ngx_conf_t *cf,
     ngx_str_t *name, ngx_str_t *text);
 static void ngx_http_kordon_openapi_cleanup(void *data);
@@ -150,12 +152,50 @@ ngx_http_kordon_openapi(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cln->handler = ngx_http_kordon_openapi_cleanup;
     cln->data = oscf->doc;
 
+    if (ngx_http_kordon_openapi_routes(cf, oscf->doc) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_log_error(NGX_LOG_DEBUG, cf, 0,
                        "OpenAPI document \"%V\": %uz paths, %uz operations",
                        &oscf->file, kordon_oa_paths(oscf->doc),
                        kordon_oa_operations(oscf->doc));
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Every path template of the document joins kordon's configured routes,
+ * so "kordon_route $kordon_openapi_route;" gives metrics labels from the
+ * document (a finite list) rather than "other".  The templates are
+ * copied: the document is freed with the cycle's pool, but a reload that
+ * fails keeps the old cycle and its copy.
+ */
+static ngx_int_t
+ngx_http_kordon_openapi_routes(ngx_conf_t *cf, kordon_oa_doc_t *doc)
+{
+    size_t       i;
+    ngx_str_t    name;
+    const char  *t;
+
+    for (i = 0; i < kordon_oa_paths(doc); i++) {
+        t = kordon_oa_template(kordon_oa_path(doc, i));
+
+        name.len = ngx_strlen(t);
+        name.data = ngx_pnalloc(cf->pool, name.len);
+        if (name.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(name.data, t, name.len);
+
+        if (ngx_http_kordon_route_known(cf, &name) == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
