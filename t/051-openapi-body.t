@@ -271,3 +271,32 @@ PUT /anything
 [415, 200]
 --- response_body_like eval
 ['"detail":"this operation takes no body"', '^DELETE']
+
+=== TEST 29: kordon_openapi_schema_status 422: a JSON body that breaks the schema
+Only a body that is JSON and breaks the schema gets 422 (as the services
+answer); a body that is not JSON, or a bad parameter beside it, stays 400.
+--- config
+    kordon_openapi_validate on;
+    kordon_openapi_schema_status 422;
+    location / { proxy_pass http://127.0.0.1:$TEST_NGINX_ECHO_PORT; }
+--- raw_request eval
+my $h = "Host: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n";
+my $k = "Idempotency-Key: 0b9e3c52-6f0e-4a53-9d0e-2a1c6c0f9f11\r\n";
+my $post = sub { my ($hdr, $b) = @_;
+    "POST /things HTTP/1.1\r\n$h${hdr}Content-Length: " . length($b) . "\r\n\r\n$b" };
+[$post->($k, '{"name":5,"amount":1,"currency":"EUR"}'),
+ $post->($k, '{"name":'),
+ $post->('', '{"name":5,"amount":1,"currency":"EUR"}')]
+--- error_code eval
+[422, 400, 400]
+--- response_body_like eval
+['"title":"Unprocessable Content","status":422,.*"errors":\[\{"pointer":"/name","message":"must be string"\}\]',
+ '"status":400,.*"message":"is not valid JSON',
+ '"status":400,.*"parameter":"Idempotency-Key"']
+
+=== TEST 30: kordon_openapi_schema_status takes 400 or 422 only
+--- config
+    kordon_openapi_schema_status 418;
+--- must_die
+--- error_log
+invalid value "418", it must be 400 or 422

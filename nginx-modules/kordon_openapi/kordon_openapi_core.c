@@ -947,6 +947,7 @@ kordon_oa_report_init(kordon_oa_report_t *report)
 {
     report->n = 0;
     report->total = 0;
+    report->malformed = 0;
 }
 
 
@@ -1217,6 +1218,7 @@ kordon_oa_check_body(kordon_oa_doc_t *doc, const kordon_oa_op_t *op,
         if (op->body_required) {
             kordon_oa_report_in(report, KORDON_OA_IN_BODY, "",
                                 "a request body is required");
+            report->malformed = 1;
             return 1;
         }
 
@@ -1248,6 +1250,7 @@ kordon_oa_check_body(kordon_oa_doc_t *doc, const kordon_oa_op_t *op,
         snprintf(msg, sizeof(msg), "is not valid JSON: %s at byte %d", why,
                  jerr.position);
         kordon_oa_report_in(report, KORDON_OA_IN_BODY, "", msg);
+        report->malformed = 1;
         return 1;
     }
 
@@ -1256,6 +1259,7 @@ kordon_oa_check_body(kordon_oa_doc_t *doc, const kordon_oa_op_t *op,
         snprintf(msg, sizeof(msg), "nests deeper than %d levels",
                  KORDON_OA_DEPTH_MAX);
         kordon_oa_report_in(report, KORDON_OA_IN_BODY, "", msg);
+        report->malformed = 1;
         return 1;
     }
 

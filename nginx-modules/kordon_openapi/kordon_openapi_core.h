@@ -65,6 +65,7 @@ typedef struct {
     kordon_oa_error_t   errors[KORDON_OA_ERRORS_MAX];
     unsigned            n;
     unsigned            total;
+    unsigned            malformed;  /* the body was not JSON, or absent */
 } kordon_oa_report_t;
 
 

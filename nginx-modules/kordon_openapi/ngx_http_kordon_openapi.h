@@ -23,6 +23,7 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                validate;
+    ngx_uint_t                schema_status;   /* 400 or 422 */
 } ngx_http_kordon_openapi_loc_conf_t;
 
 

@@ -408,13 +408,30 @@ ngx_http_kordon_openapi_header(void *data, const char *name, size_t *len)
 }
 
 
-/* the 400 with every problem of the report in "errors" */
+/*
+ * The 400 with every problem of the report in "errors"; the location's
+ * kordon_openapi_schema_status instead when every problem is in a body
+ * that is JSON (none in a parameter, the body neither absent nor
+ * unparsable).
+ */
 static ngx_int_t
 ngx_http_kordon_openapi_invalid(ngx_http_request_t *r,
     kordon_oa_report_t *report)
 {
-    ngx_int_t  rc;
-    ngx_str_t  members, detail;
+    ngx_int_t                            rc;
+    ngx_str_t                            members, detail;
+    ngx_uint_t                           i, status;
+    ngx_http_kordon_openapi_loc_conf_t  *olcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_kordon_openapi_module);
+
+    status = report->malformed ? NGX_HTTP_BAD_REQUEST : olcf->schema_status;
+
+    for (i = 0; i < report->n; i++) {
+        if (report->errors[i].in != KORDON_OA_IN_BODY) {
+            status = NGX_HTTP_BAD_REQUEST;
+        }
+    }
 
     if (ngx_http_kordon_openapi_errors(r, report, &members) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -440,8 +457,8 @@ ngx_http_kordon_openapi_invalid(ngx_http_request_t *r,
                      - detail.data;
     }
 
-    rc = ngx_http_kordon_problem_send_members(r, NGX_HTTP_BAD_REQUEST, NULL,
-                                              &detail, &members);
+    rc = ngx_http_kordon_problem_send_members(r, status, NULL, &detail,
+                                              &members);
     ngx_http_finalize_request(r, rc);
 
     return NGX_DONE;

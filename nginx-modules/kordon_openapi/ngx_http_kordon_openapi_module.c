@@ -5,13 +5,17 @@
  *
  *     kordon_openapi <file.json>;          http, server
  *     kordon_openapi_validate on | off;    http, server, location
+ *     kordon_openapi_schema_status 400 | 422;      http, server, location
  *
  * The document is compiled when the directive is parsed, so "nginx -t"
  * refuses a document the core cannot compile and names the place in it
  * (a JSON Pointer).  Each configuration cycle compiles its own copy and
  * frees it with the cycle's pool: a reload picks up an edited document.
  * The merge refuses "kordon_openapi_validate on" in a server without a
- * document.
+ * document.  kordon_openapi_schema_status is the status of an answer
+ * whose problems are all in a JSON body that parsed (default 400):
+ * services that answer 422 for a body that breaks their rules, and 400
+ * for one that is not JSON, keep doing so through the edge.
  *
  * $kordon_openapi_route is the path template the request matched
  * ("/v1/accounts/{id}"), empty when none did: a route label without ids
@@ -42,6 +46,8 @@ static void *ngx_http_kordon_openapi_create_srv_conf(ngx_conf_t *cf);
 static char *ngx_http_kordon_openapi_merge_srv_conf(ngx_conf_t *cf,
     void *parent, void *child);
 static void *ngx_http_kordon_openapi_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_kordon_openapi_schema_status(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_kordon_openapi_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
 static ngx_int_t ngx_http_kordon_openapi_init(ngx_conf_t *cf);
@@ -61,6 +67,13 @@ static ngx_command_t  ngx_http_kordon_openapi_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_kordon_openapi_loc_conf_t, validate),
+      NULL },
+
+    { ngx_string("kordon_openapi_schema_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_kordon_openapi_schema_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_kordon_openapi_loc_conf_t, schema_status),
       NULL },
 
       ngx_null_command
@@ -396,6 +409,7 @@ ngx_http_kordon_openapi_create_loc_conf(ngx_conf_t *cf)
     }
 
     conf->validate = NGX_CONF_UNSET;
+    conf->schema_status = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -411,6 +425,8 @@ ngx_http_kordon_openapi_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_kordon_openapi_srv_conf_t  *oscf;
 
     ngx_conf_merge_value(conf->validate, prev->validate, 0);
+    ngx_conf_merge_uint_value(conf->schema_status, prev->schema_status,
+                              NGX_HTTP_BAD_REQUEST);
 
     if (!conf->validate) {
         return NGX_CONF_OK;
@@ -424,6 +440,38 @@ ngx_http_kordon_openapi_merge_loc_conf(ngx_conf_t *cf, void *parent,
                            "\"kordon_openapi_validate on\" needs a document: "
                            "\"kordon_openapi <file>\" in the server or http "
                            "block");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* 400 or 422, nothing else */
+static char *
+ngx_http_kordon_openapi_schema_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_kordon_openapi_loc_conf_t *olcf = conf;
+
+    ngx_str_t  *value;
+
+    if (olcf->schema_status != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "400") == 0) {
+        olcf->schema_status = NGX_HTTP_BAD_REQUEST;
+
+    } else if (ngx_strcmp(value[1].data, "422") == 0) {
+        olcf->schema_status = 422;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\", it must be 400 or 422",
+                           &value[1]);
         return NGX_CONF_ERROR;
     }
 
