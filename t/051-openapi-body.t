@@ -186,7 +186,7 @@ Idempotency-Key: 0b9e3c52-6f0e-4a53-9d0e-2a1c6c0f9f11
 --- request
 POST /things
 {"name":"abc","amount":1,"currency":"EUR"}
---- problem: 415 this operation does not take this Content-Type
+--- problem: 415 this operation takes application/json
 
 === TEST 19: no Content-Type with a body is 415
 --- more_headers
@@ -194,7 +194,7 @@ Idempotency-Key: 0b9e3c52-6f0e-4a53-9d0e-2a1c6c0f9f11
 --- request
 POST /things
 {"name":"abc","amount":1,"currency":"EUR"}
---- problem: 415 this operation does not take this Content-Type
+--- problem: 415 this operation takes application/json
 
 === TEST 20: media type parameters and case are accepted
 --- more_headers

@@ -883,6 +883,30 @@ kordon_oa_allow(const kordon_oa_path_t *path, char *buf, size_t size)
 }
 
 
+size_t
+kordon_oa_media_types(const kordon_oa_op_t *op, char *buf, size_t size)
+{
+    int     n;
+    size_t  i, len;
+
+    len = 0;
+    buf[0] = '\0';
+
+    for (i = 0; i < op->nmedia; i++) {
+        n = snprintf(buf + len, size - len, "%s%s", len ? ", " : "",
+                     op->media[i]);
+        if (n < 0 || (size_t) n >= size - len) {
+            buf[len] = '\0';
+            break;
+        }
+
+        len += n;
+    }
+
+    return len;
+}
+
+
 int
 kordon_oa_has_body(const kordon_oa_op_t *op)
 {

@@ -125,6 +125,13 @@ const kordon_oa_op_t *kordon_oa_operation(const kordon_oa_path_t *path,
 size_t kordon_oa_allow(const kordon_oa_path_t *path, char *buf,
     size_t size);
 
+/*
+ * The media types an operation takes, ", "-separated, NUL-terminated in
+ * buf (cut at a whole type when buf is short); returns their length.
+ */
+size_t kordon_oa_media_types(const kordon_oa_op_t *op, char *buf,
+    size_t size);
+
 /* what an operation takes as a body */
 int kordon_oa_has_body(const kordon_oa_op_t *op);
 int kordon_oa_body_required(const kordon_oa_op_t *op);

@@ -208,6 +208,7 @@ static ngx_int_t
 ngx_http_kordon_openapi_media_type(ngx_http_request_t *r,
     ngx_http_kordon_openapi_ctx_t *ctx)
 {
+    char       types[128];
     ngx_str_t  type;
 
     if (r->headers_in.content_type != NULL) {
@@ -220,10 +221,17 @@ ngx_http_kordon_openapi_media_type(ngx_http_request_t *r,
     if (type.len == 0
         || !kordon_oa_media_type_ok(ctx->op, (char *) type.data, type.len))
     {
-        return ngx_http_kordon_openapi_refuse(r,
+        if (kordon_oa_media_types(ctx->op, types, sizeof(types)) == 0) {
+            return ngx_http_kordon_openapi_refuse(r,
                                   NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                   "this operation does not take this "
                                   "Content-Type");
+        }
+
+        /* the client learns what to send */
+        return ngx_http_kordon_openapi_refuse(r,
+                                  NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                  "this operation takes %s", types);
     }
 
     return NGX_OK;
