@@ -1,14 +1,22 @@
 # /docs: Swagger UI from the npm package swagger-ui-dist, showing the
 # document the edge validates with, through the real conf snippet
-# (conf/docs.conf.template, rendered as scripts/stack renders it).
+# (conf/docs.conf.template, rendered as scripts/stack renders it); the
+# document is served through the Redis cache (a real Redis).
 use Test::Kordon;
 use Kordon::OpenAPI;
+use Kordon::Redis;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 
 my $top = abs_path(dirname(__FILE__) . '/..');
 
+redis_setup();
+
 add_block_preprocessor(sub {
+    my $block = shift;
+    redis()->cmd('FLUSHALL');
+    $block->set_value(http_config => ($block->http_config // '')
+        . "    kordon_redis main 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};\n");
     my $root = servroot();
     open my $in, '<', "$top/conf/docs.conf.template" or die $!;
     local $/;
@@ -59,3 +67,12 @@ GET /openapi.json
 --- response_headers
 Content-Type: application/json
 --- response_body_like: "openapi": "3\.1\.0".*"/v1/transfers": \{
+
+=== TEST 5: the document comes from the Redis cache after the first read
+--- request eval
+["GET /openapi.json", "GET /openapi.json"]
+--- response_headers eval
+["X-Cache: MISS\nContent-Type: application/json",
+ "X-Cache: HIT\nContent-Type: application/json"]
+--- response_body_like eval
+['"openapi": "3\.1\.0"', '"openapi": "3\.1\.0"']

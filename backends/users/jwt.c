@@ -388,5 +388,7 @@ users_jwks_get(kit_req_t *req)
         return;
     }
     kit_reply_header(req, "Cache-Control", "public, max-age=300");
+    /* the edge caches it; scripts/rotate-jwt-key purges the tag */
+    kit_reply_header(req, "X-Kordon-Cache-Tags", "jwks");
     kit_reply_json(req, 200, doc);
 }

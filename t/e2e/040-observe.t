@@ -1,7 +1,7 @@
 # The edge's observability in the whole stack, as `make run` starts it:
 # a request through the edge leaves its event in edge.requests (the
 # stack's nginx.conf points kordon_events at the stack's broker), its
-# count in /metrics under its route template, and Prometheus (started by
+# count in /metrics under its route template (conf/openapi.yaml's), and Prometheus (started by
 # scripts/stack, scraping the internal listener) holds kordon_edge_
 # series, which its own HTTP API returns.
 
@@ -29,7 +29,7 @@ ok wait_until(sub {
     }, 20), 'its event reached edge.requests once'
     or diag(scalar(@ev) . ' events with that id');
 my $e = $ev[0]{value} // {};
-is $e->{route}, '/healthz/users', 'labelled by the route';
+is $e->{route}, '/healthz/{service}', 'labelled by the route template';
 is $e->{method}, 'GET', 'method';
 is $e->{status}, 200, 'status';
 ok defined $e->{upstream_ms}, 'proxied: upstream time';
@@ -39,7 +39,7 @@ unlike encode_json($e), qr/must-not-leak/, 'no query string in the event';
 my $m = $ua->get($ENV{KORDON_METRICS_URL});
 is $m->{status}, 200, '/metrics on the internal listener';
 like $m->{content},
-    qr/^kordon_edge_http_requests_total\{route="\/healthz\/users",method="GET",code_class="2xx"\} [1-9]\d*$/m,
+    qr/^kordon_edge_http_requests_total\{route="\/healthz\/\{service\}",method="GET",code_class="2xx"\} [1-9]\d*$/m,
     'the request is counted under its route';
 like $m->{content}, qr/^kordon_edge_kafka_messages_produced_total [1-9]/m,
     'events produced are counted';
@@ -55,7 +55,7 @@ ok wait_until(sub {
         return @{ $series->{data}{result} // [] } > 0;
     }, 30), 'Prometheus scraped kordon_edge_ series'
     or diag(explain($series));
-my ($s) = grep { $_->{metric}{route} eq '/healthz/users' }
+my ($s) = grep { $_->{metric}{route} eq '/healthz/{service}' }
           @{ $series->{data}{result} // [] };
 ok $s, 'with the route label';
 is $s->{metric}{job}, 'kordon-edge', 'from the kordon-edge job';
