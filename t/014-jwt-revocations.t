@@ -79,13 +79,13 @@ my @r = @{auth_requests('GET /t',
 
 
 
-=== TEST 4: Redis stopped: what is known holds, no hang; restarted: new cuts come
+=== TEST 4: Redis killed: what is known holds, no hang; restarted empty: new cuts come
 --- raw_request eval
 my ($d1, $d2, $d3) = @{auth_requests('GET /t',
     tokens(map { [sub => $_, iat => $main::T - 1] } qw(u-4a u-4b u-4c)))};
 [sub { revoke(sub => 'u-4a', nbf => $main::T); wait_poll() },
  $d1,
- sub { redis()->stop; sleep 1 },
+ sub { kill 'KILL', redis()->{pid}; redis()->stop; sleep 1 },
  $d1, $d2,
  sub { redis()->start; revoke(sub => 'u-4c', nbf => $main::T); sleep 4 },
  $d3, $d1, $d2]
