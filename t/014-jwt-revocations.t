@@ -179,3 +179,28 @@ jwt_http() . "    kordon_redis r 127.0.0.1:1;\n    kordon_jwt_revocations redis=
 --- must_die
 --- error_log
 invalid parameter "every=1s"
+
+
+
+=== TEST 11: the table is bounded: a flood of cuts drops the oldest, says so once, the newest holds
+--- own_http
+--- http_config eval
+jwt_http() . <<'CONF'
+    kordon_redis            main 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    kordon_jwt_revocations  redis=main size=32k;
+CONF
+--- raw_request eval
+my @r = @{auth_requests('GET /t',
+    tokens([sub => 'u-11', iat => $main::T - 1],
+           [sub => 'u-11b', iat => $main::T - 1]))};
+[sub { redis()->cmd('EVAL', "for i = 1, 2000 do redis.call('XADD', KEYS[1],"
+                    . " '*', 'sub', 'bulk-' .. i, 'nbf', ARGV[1]) end",
+                    1, 'kordon:revocations', $main::T);
+       revoke(sub => 'u-11', nbf => $main::T);
+       wait_poll() },
+ @r]
+--- error_code eval
+[401, 200]
+--- error_log
+is full, dropping the oldest revocations: raise its size=
+--- error_ok

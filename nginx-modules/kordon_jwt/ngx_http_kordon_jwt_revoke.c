@@ -767,7 +767,7 @@ ngx_http_kordon_revoke_alloc(ngx_http_kordon_revoke_t *rv, size_t len,
 
         if (!sh->full) {
             sh->full = 1;
-            ngx_log_error(NGX_LOG_ALERT, rv->timer.log, 0,
+            ngx_log_error(NGX_LOG_ERR, rv->timer.log, 0,
                           "kordon jwt: zone \"%V\" is full, dropping the "
                           "oldest revocations: raise its size=",
                           &rv->zone->shm.name);
