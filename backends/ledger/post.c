@@ -8,10 +8,12 @@
  * outcomes are read before COMMIT and count only once it succeeded; on
  * any failure every item is left without a code and nothing was written.
  *
- * A unique violation means another transaction committed one of the
- * batch's idempotency keys first.  The whole batch is tried again, and
- * this time post_transfers() finds the key and answers from it; bounded
- * by LEDGER_POST_ATTEMPTS_MAX.
+ * post_transfers() locks the batch's idempotency keys before it reads
+ * them (sql/ledger/006), so a concurrent request with the same key waits
+ * and then finds it.  Should a unique violation happen anyway (another
+ * transaction committed one of the batch's keys first), it is logged and
+ * the whole batch tried again, where the key is found and answered from;
+ * bounded by LEDGER_POST_ATTEMPTS_MAX.
  */
 
 #include <stdio.h>
@@ -242,13 +244,11 @@ ledger_post_tx(kit_pg_t *pg, void *arg)
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         snprintf(ctx->sqlstate, sizeof(ctx->sqlstate), "%s",
                  state != NULL ? state : "");
-        if (strcmp(ctx->sqlstate, "23505") != 0) {
-            ledger_pg_message(res, msg, sizeof(msg));
-            kit_log(ledger_post_transient(ctx->sqlstate) ? KIT_LOG_WARN
-                                                         : KIT_LOG_ERROR,
-                    "could not post %d transfers: %s (SQLSTATE %s)", ctx->n,
-                    msg, ctx->sqlstate);
-        }
+        ledger_pg_message(res, msg, sizeof(msg));
+        kit_log(ledger_post_transient(ctx->sqlstate) ? KIT_LOG_WARN
+                                                     : KIT_LOG_ERROR,
+                "could not post %d transfers: %s (SQLSTATE %s)", ctx->n,
+                msg, ctx->sqlstate);
         PQclear(res);
         return -1;
     }
