@@ -42,6 +42,9 @@
 #define LEDGER_QUEUE_MAX           8192    /* requests waiting for a batch */
 #define LEDGER_BATCHERS_MAX        8
 #define LEDGER_RETRY_AFTER_S       "1"
+#define LEDGER_HOLD_TTL_MAX_S      2592000 /* 30 days */
+#define LEDGER_HOLD_TTL_S          604800  /* 7 days, by default */
+#define LEDGER_SWEEP_BATCH_MAX     500     /* holds expired per call */
 
 #define LEDGER_STR_(x)             #x
 #define LEDGER_STR(x)              LEDGER_STR_(x)
@@ -68,6 +71,8 @@
  *                                 default 0 (take what is there)
  *   KORDON_LEDGER_BATCHERS        batcher threads (each a connection),
  *                                 default 2
+ *   KORDON_LEDGER_HOLD_SWEEP_MS   how often expired holds are released,
+ *                                 default 1000
  */
 
 typedef struct {
@@ -76,6 +81,7 @@ typedef struct {
     int      batch_size;
     long     batch_wait_us;
     int      batchers;
+    long     hold_sweep_ms;
 } ledger_config_t;
 
 extern ledger_config_t  ledger_cf;
@@ -273,7 +279,44 @@ int ledger_json_set_money(json_t *o, const char *key, int64_t minor,
     int exponent);
 
 
-/* ---- handlers (accounts.c, transfers.c) ------------------------------- */
+/* ---- operations that are one SQL function (ops.c) --------------------- */
+
+/* How an operation's refusal code is answered; a table ends with NULL. */
+typedef struct {
+    const char  *code;
+    int          status;            /* 422: errors names pointer */
+    const char  *pointer;
+    const char  *message;
+    const char  *detail;
+} ledger_code_t;
+
+/*
+ * The arguments every operation takes: actor, request_id, admin, and
+ * idem_key from the Idempotency-Key header (answering 400 when need_key
+ * and it is missing, or when it is malformed).  NULL after answering.
+ */
+json_t *ledger_op_args(kit_req_t *req, const char *caller, int need_key);
+
+/*
+ * Runs `sql` (one statement taking $1::jsonb, answering one jsonb) with
+ * args in a READ COMMITTED transaction and answers req: data with
+ * ok_status, a refusal through codes, 409 for a reused key, 503 when the
+ * database is away or a lock waited too long.  args is stolen.
+ */
+void ledger_op_reply(kit_req_t *req, const char *name, const char *sql,
+    json_t *args, int ok_status, const ledger_code_t *codes);
+
+
+/* ---- holds (holds.c) ------------------------------------------------- */
+
+/* Starts the thread that releases expired holds; 0 or -1. */
+int ledger_holds_start(void);
+/* The body of POST /v1/holds into args; the number of problems. */
+int ledger_hold_read(const json_t *body, int64_t max, json_t *args,
+    json_t *errors);
+
+
+/* ---- handlers (accounts.c, transfers.c, holds.c) ---------------------- */
 
 void ledger_accounts_create(kit_req_t *req);
 void ledger_accounts_list(kit_req_t *req);
@@ -281,5 +324,9 @@ void ledger_accounts_get(kit_req_t *req);
 void ledger_transfers_create(kit_req_t *req);
 void ledger_transfers_get(kit_req_t *req);
 void ledger_adjustments_create(kit_req_t *req);
+void ledger_holds_create(kit_req_t *req);
+void ledger_holds_get(kit_req_t *req);
+void ledger_holds_capture(kit_req_t *req);
+void ledger_holds_void(kit_req_t *req);
 
 #endif /* KORDON_LEDGER_H */

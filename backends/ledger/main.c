@@ -28,6 +28,10 @@ static const kit_route_t ledger_routes[] = {
     { "POST", "/v1/transfers", ledger_transfers_create, 0 },
     { "GET", "/v1/transfers/{id}", ledger_transfers_get, 0 },
     { "POST", "/v1/admin/adjustments", ledger_adjustments_create, 0 },
+    { "POST", "/v1/holds", ledger_holds_create, 0 },
+    { "GET", "/v1/holds/{id}", ledger_holds_get, 0 },
+    { "POST", "/v1/holds/{id}/capture", ledger_holds_capture, 0 },
+    { "POST", "/v1/holds/{id}/void", ledger_holds_void, 0 },
 };
 
 
@@ -36,7 +40,7 @@ static int
 ledger_config_load(char *err, size_t errlen)
 {
     const char  *mode;
-    long         max, size, wait, batchers;
+    long         max, size, wait, batchers, sweep;
 
     if (kit_env_int("KORDON_LEDGER_TRANSFER_MAX", "1000000000", 1,
                     INT64_MAX, &max, err, errlen) != 0
@@ -47,7 +51,9 @@ ledger_config_load(char *err, size_t errlen)
         || kit_env_int("KORDON_LEDGER_BATCH_WAIT_US", "0", 0,
                        LEDGER_BATCH_WAIT_US_MAX, &wait, err, errlen) != 0
         || kit_env_int("KORDON_LEDGER_BATCHERS", "2", 1,
-                       LEDGER_BATCHERS_MAX, &batchers, err, errlen) != 0)
+                       LEDGER_BATCHERS_MAX, &batchers, err, errlen) != 0
+        || kit_env_int("KORDON_LEDGER_HOLD_SWEEP_MS", "1000", 10, 3600000,
+                       &sweep, err, errlen) != 0)
     {
         return -1;
     }
@@ -62,6 +68,7 @@ ledger_config_load(char *err, size_t errlen)
         .batch_size = (int) size,
         .batch_wait_us = wait,
         .batchers = (int) batchers,
+        .hold_sweep_ms = sweep,
     };
     return 0;
 }
@@ -76,7 +83,9 @@ ledger_init(const kit_config_t *cf)
         kit_log(KIT_LOG_ERROR, "%s", err);
         return -1;
     }
-    if (ledger_cf.batch && ledger_batch_start() != 0) {
+    if ((ledger_cf.batch && ledger_batch_start() != 0)
+        || ledger_holds_start() != 0)
+    {
         return -1;
     }
     kit_log(KIT_LOG_INFO, "posting transfers %s, at most %lld minor units "
