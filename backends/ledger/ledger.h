@@ -42,6 +42,7 @@
 #define LEDGER_QUEUE_MAX           8192    /* requests waiting for a batch */
 #define LEDGER_BATCHERS_MAX        8
 #define LEDGER_RETRY_AFTER_S       "1"
+#define LEDGER_SHARDS              8       /* fee revenue, cashback */
 #define LEDGER_HOLD_TTL_MAX_S      2592000 /* 30 days */
 #define LEDGER_HOLD_TTL_S          604800  /* 7 days, by default */
 #define LEDGER_SWEEP_BATCH_MAX     500     /* holds expired per call */
@@ -100,6 +101,8 @@ typedef struct {
     char      status[LEDGER_KIND_MAX];
     char     *reason;                      /* malloc()ed, or NULL */
     char      created_at[LEDGER_TS_MAX];
+    int64_t   fee;                         /* linked to a p2p payment */
+    int64_t   cashback;
 } ledger_transfer_t;
 
 
@@ -239,6 +242,13 @@ json_t *ledger_items_json(ledger_item_t *const *items, int n);
  * failures above, when none has and nothing was written.
  */
 int ledger_post(ledger_item_t *const *items, int n);
+/*
+ * Which fee revenue and cashback expense sub-account the calling
+ * thread's batches use (mod LEDGER_SHARDS): each batcher its own, so
+ * concurrent batches never lock the same one.  Threads that never set
+ * it pick one at random per item.
+ */
+void ledger_post_set_shard(int shard);
 
 
 /* ---- answers (transfers.c) ------------------------------------------- */
@@ -328,5 +338,11 @@ void ledger_holds_create(kit_req_t *req);
 void ledger_holds_get(kit_req_t *req);
 void ledger_holds_capture(kit_req_t *req);
 void ledger_holds_void(kit_req_t *req);
+void ledger_fee_rules_list(kit_req_t *req);
+void ledger_fee_rules_put(kit_req_t *req);
+void ledger_fee_rules_delete(kit_req_t *req);
+void ledger_limits_list(kit_req_t *req);
+void ledger_limits_put(kit_req_t *req);
+void ledger_merchant_put(kit_req_t *req);
 
 #endif /* KORDON_LEDGER_H */

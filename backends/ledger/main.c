@@ -32,6 +32,14 @@ static const kit_route_t ledger_routes[] = {
     { "GET", "/v1/holds/{id}", ledger_holds_get, 0 },
     { "POST", "/v1/holds/{id}/capture", ledger_holds_capture, 0 },
     { "POST", "/v1/holds/{id}/void", ledger_holds_void, 0 },
+    { "GET", "/v1/admin/fee-rules", ledger_fee_rules_list, 0 },
+    { "PUT", "/v1/admin/fee-rules/{kind}/{currency}", ledger_fee_rules_put,
+      0 },
+    { "DELETE", "/v1/admin/fee-rules/{kind}/{currency}",
+      ledger_fee_rules_delete, 0 },
+    { "GET", "/v1/admin/limits", ledger_limits_list, 0 },
+    { "PUT", "/v1/admin/limits/{currency}", ledger_limits_put, 0 },
+    { "PUT", "/v1/admin/accounts/{id}/merchant", ledger_merchant_put, 0 },
 };
 
 

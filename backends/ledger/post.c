@@ -22,13 +22,16 @@
 
 #include "ledger.h"
 
-#define LEDGER_POST_COLUMNS      13
+#define LEDGER_POST_COLUMNS      15
 #define LEDGER_TRANSFER_COLUMNS  10
 
 static const char  ledger_post_sql[] =
     "select i, code, replayed, id, debit_account_id, credit_account_id,"
-    " amount, currency, exponent, kind, status, reason, created_at"
-    " from post_transfers($1::json)";
+    " amount, currency, exponent, kind, status, reason, created_at,"
+    " fee, cashback from post_transfers($1::json)";
+
+/* This thread's fee and cashback shard; -1 until set: one at random. */
+static __thread int  ledger_shard = -1;
 
 typedef struct {
     ledger_item_t *const  *items;
@@ -68,7 +71,10 @@ ledger_item_json(const ledger_item_t *it, int i)
         | ledger_json_set_str(o, "idem_owner", it->actor)
         | ledger_json_set_str(o, "idem_scope", ledger_item_scope(it))
         | ledger_json_set_str(o, "idem_key", it->idem_key)
-        | ledger_json_set_str(o, "idem_hash", it->idem_hash);
+        | ledger_json_set_str(o, "idem_hash", it->idem_hash)
+        | json_object_set_new(o, "shard", json_integer(ledger_shard >= 0
+                              ? ledger_shard
+                              : (int) arc4random_uniform(LEDGER_SHARDS)));
     if (bad) {
         json_decref(o);
         return NULL;
@@ -179,6 +185,8 @@ ledger_post_read(const PGresult *res, ledger_item_t *const *items, int n)
         if (strcmp(it->code, "ok") == 0 && PQgetisnull(res, r, 3)) {
             return -1;
         }
+        it->t.fee = strtoll(PQgetvalue(res, r, 13), NULL, 10);
+        it->t.cashback = strtoll(PQgetvalue(res, r, 14), NULL, 10);
     }
     return 0;
 }
@@ -260,6 +268,13 @@ ledger_post_tx(kit_pg_t *pg, void *arg)
     }
     PQclear(res);
     return 0;
+}
+
+
+void
+ledger_post_set_shard(int shard)
+{
+    ledger_shard = shard % LEDGER_SHARDS;
 }
 
 

@@ -60,12 +60,22 @@ static const ledger_refusal_t  ledger_refusals[] = {
       "account" },
     { "overflow", "transfer refused: amount too large",
       LEDGER_SIDE_AMOUNT, "would overflow an account's running totals" },
+    { "transfer_limit_exceeded", "transfer refused: above the limit",
+      LEDGER_SIDE_AMOUNT, "exceeds the largest transfer allowed in this "
+      "currency" },
+    { "daily_limit_exceeded", "transfer refused: daily limit reached",
+      LEDGER_SIDE_AMOUNT, "exceeds what the paying account may still send "
+      "today in this currency" },
 };
 
 static const char  ledger_transfer_sql[] =
     "select t.id, t.debit_account_id, t.credit_account_id, t.amount,"
     " t.currency, c.exponent, t.kind, t.status, t.reason,"
-    " ts_text(t.created_at)"
+    " ts_text(t.created_at),"
+    " coalesce((select g.amount from transfers g where g.group_id = t.id"
+    "  and g.kind = 'fee'), 0),"
+    " coalesce((select g.amount from transfers g where g.group_id = t.id"
+    "  and g.kind = 'cashback'), 0)"
     " from transfers t join currencies c on c.code = t.currency"
     " where t.id = $1 and ($2::boolean or exists ("
     "  select from accounts a"
@@ -89,7 +99,11 @@ ledger_transfer_json(const ledger_transfer_t *t)
         || json_object_set_new(o, "formatted", f) != 0
         || (t->reason != NULL
             && ledger_json_set_str(o, "reason", t->reason) != 0)
-        || ledger_json_set_str(o, "created_at", t->created_at) != 0)
+        || ledger_json_set_str(o, "created_at", t->created_at) != 0
+        || (strcmp(t->kind, "p2p") == 0
+            && (json_object_set_new(o, "fee", json_integer(t->fee)) != 0
+                || json_object_set_new(o, "cashback",
+                                       json_integer(t->cashback)) != 0)))
     {
         json_decref(o);
         return NULL;
@@ -343,6 +357,10 @@ ledger_transfer_find(const char *id, const char *caller, int staff,
     if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
         rc = PQntuples(res) == 1
              ? (ledger_transfer_from_row(res, 0, 0, t) == 0 ? 1 : -2) : 0;
+        if (rc == 1) {
+            t->fee = strtoll(PQgetvalue(res, 0, 10), NULL, 10);
+            t->cashback = strtoll(PQgetvalue(res, 0, 11), NULL, 10);
+        }
     } else if (res != NULL) {
         kit_log(KIT_LOG_ERROR, "could not read transfer \"%s\": %s", id,
                 PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
