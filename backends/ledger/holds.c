@@ -136,12 +136,8 @@ ledger_holds_get(kit_req_t *req)
 }
 
 
-/*
- * The optional body of capture ({"amount": n}) and void ({}) into args;
- * 0, or -1 after answering.  No body at all is the same as {}.
- */
-static int
-ledger_resolve_body(kit_req_t *req, int capture, json_t *args)
+int
+ledger_amount_body(kit_req_t *req, int capture, json_t *args)
 {
     const char  *key, *why;
     json_t      *body, *v, *errors;
@@ -195,7 +191,7 @@ ledger_holds_resolve(kit_req_t *req, int capture)
         return;
     }
     if (ledger_hold_id(req, args) != 0
-        || ledger_resolve_body(req, capture, args) != 0)
+        || ledger_amount_body(req, capture, args) != 0)
     {
         json_decref(args);
         return;

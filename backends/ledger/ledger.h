@@ -319,6 +319,12 @@ void ledger_op_reply(kit_req_t *req, const char *name, const char *sql,
 
 /* ---- holds (holds.c) ------------------------------------------------- */
 
+/*
+ * The optional body of a capture or refund ({"amount": n}, when
+ * with_amount) or a void ({}) into args; 0, or -1 after answering.  No
+ * body at all is the same as {}.
+ */
+int ledger_amount_body(kit_req_t *req, int with_amount, json_t *args);
 /* Starts the thread that releases expired holds; 0 or -1. */
 int ledger_holds_start(void);
 /* The body of POST /v1/holds into args; the number of problems. */
@@ -338,6 +344,7 @@ void ledger_holds_create(kit_req_t *req);
 void ledger_holds_get(kit_req_t *req);
 void ledger_holds_capture(kit_req_t *req);
 void ledger_holds_void(kit_req_t *req);
+void ledger_transfers_refund(kit_req_t *req);
 void ledger_fee_rules_list(kit_req_t *req);
 void ledger_fee_rules_put(kit_req_t *req);
 void ledger_fee_rules_delete(kit_req_t *req);

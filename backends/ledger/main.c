@@ -27,6 +27,7 @@ static const kit_route_t ledger_routes[] = {
     { "GET", "/v1/accounts/{id}", ledger_accounts_get, 0 },
     { "POST", "/v1/transfers", ledger_transfers_create, 0 },
     { "GET", "/v1/transfers/{id}", ledger_transfers_get, 0 },
+    { "POST", "/v1/transfers/{id}/refund", ledger_transfers_refund, 0 },
     { "POST", "/v1/admin/adjustments", ledger_adjustments_create, 0 },
     { "POST", "/v1/holds", ledger_holds_create, 0 },
     { "GET", "/v1/holds/{id}", ledger_holds_get, 0 },
