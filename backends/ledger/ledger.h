@@ -38,6 +38,8 @@
 #define LEDGER_DB_ACQUIRE_MS       2000
 #define LEDGER_POST_ATTEMPTS_MAX   4       /* on a concurrent same key */
 #define LEDGER_BATCH_SIZE_MAX      1024
+#define LEDGER_BATCH_ROUTE_MAX     1000    /* POST /v1/transfers/batch */
+#define LEDGER_BODY_MAX_DEFAULT    "1048576"
 #define LEDGER_BATCH_WAIT_US_MAX   100000
 #define LEDGER_QUEUE_MAX           8192    /* requests waiting for a batch */
 #define LEDGER_BATCHERS_MAX        8
@@ -345,6 +347,7 @@ void ledger_holds_get(kit_req_t *req);
 void ledger_holds_capture(kit_req_t *req);
 void ledger_holds_void(kit_req_t *req);
 void ledger_transfers_refund(kit_req_t *req);
+void ledger_transfers_batch(kit_req_t *req);
 void ledger_accounts_statement(kit_req_t *req);
 void ledger_accounts_balance(kit_req_t *req);
 void ledger_reports_daily(kit_req_t *req);
