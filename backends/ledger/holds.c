@@ -12,7 +12,8 @@
  * The sweeper needs no leader: holds_expire() skips rows another
  * transaction holds, so several ledger processes may sweep at once.  It
  * takes at most LEDGER_SWEEP_BATCH_MAX holds per transaction and goes
- * again at once while it finds that many.
+ * again at once while it finds that many.  The same thread keeps the
+ * monthly partitions of transfers LEDGER_PARTITION_MONTHS ahead, daily.
  */
 
 #include <pthread.h>
@@ -28,6 +29,9 @@ static const char  ledger_hold_resolve_sql[] =
 static const char  ledger_hold_get_sql[] = "select hold_get($1::jsonb)";
 static const char  ledger_holds_expire_sql[] =
     "select holds_expire(" LEDGER_STR(LEDGER_SWEEP_BATCH_MAX) ")";
+static const char  ledger_partitions_sql[] =
+    "select transfer_partitions_ahead("
+    LEDGER_STR(LEDGER_PARTITION_MONTHS) ")";
 
 static const ledger_code_t  ledger_hold_codes[] = {
     { "debit_account_not_found", 422, "/from_account_id", "no such account",
@@ -241,6 +245,44 @@ ledger_sweep_tx(kit_pg_t *pg, void *arg)
 }
 
 
+/*
+ * Keeps LEDGER_PARTITION_MONTHS monthly partitions of transfers ahead
+ * (sql/ledger/011): at start and once a day.  A failure is logged and
+ * tried again on the next round.
+ */
+static void
+ledger_partitions_ahead(void)
+{
+    static time_t  next;
+    kit_pg_t      *pg;
+    PGresult      *res;
+    time_t         now;
+
+    now = time(NULL);
+    if (now < next) {
+        return;
+    }
+    pg = kit_pg_acquire(LEDGER_DB_ACQUIRE_MS);
+    if (pg == NULL) {
+        return;
+    }
+    res = kit_pg_exec(pg, "ledger_partitions_ahead", ledger_partitions_sql,
+                      0, NULL);
+    kit_pg_release(pg);
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
+        if (atoi(PQgetvalue(res, 0, 0)) > 0) {
+            kit_log(KIT_LOG_INFO, "made %s monthly partitions of transfers",
+                    PQgetvalue(res, 0, 0));
+        }
+        next = now + LEDGER_PARTITION_CHECK_S;
+    } else if (res != NULL) {
+        kit_log(KIT_LOG_ERROR, "could not make partitions ahead: %s",
+                PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+    }
+    PQclear(res);
+}
+
+
 static void *
 ledger_sweeper(void *arg)
 {
@@ -250,6 +292,7 @@ ledger_sweeper(void *arg)
     ts.tv_sec = ledger_cf.hold_sweep_ms / 1000;
     ts.tv_nsec = (ledger_cf.hold_sweep_ms % 1000) * 1000000L;
     for ( ;; ) {
+        ledger_partitions_ahead();
         nanosleep(&ts, NULL);
         do {
             n = 0;

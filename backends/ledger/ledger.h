@@ -48,6 +48,8 @@
 #define LEDGER_HOLD_TTL_MAX_S      2592000 /* 30 days */
 #define LEDGER_HOLD_TTL_S          604800  /* 7 days, by default */
 #define LEDGER_SWEEP_BATCH_MAX     500     /* holds expired per call */
+#define LEDGER_PARTITION_MONTHS    24      /* transfers partitions ahead */
+#define LEDGER_PARTITION_CHECK_S   86400
 
 #define LEDGER_STR_(x)             #x
 #define LEDGER_STR(x)              LEDGER_STR_(x)
