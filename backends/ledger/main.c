@@ -1,13 +1,19 @@
 /*
- * ledger -- money: accounts, double-entry transfers, and later holds,
- * fees, cashback, refunds, payments in and out, statements and reports.
+ * ledger -- money: accounts, double-entry transfers (alone, in batches,
+ * with fees and cashback), holds, refunds, limits, statements and
+ * reports.  Payments in and out through providers come later (system
+ * clearing accounts and transfer kinds are their seams).
  *
- * The service is its route table, its settings and its schema.  Money
- * moves in one place only, the PL/pgSQL function ledger.post_transfers()
- * (sql/ledger/005_post_transfers.sql), which every money-moving route
- * reaches through post.c -- one request at a time ("inline" mode) or in
- * batches gathered from concurrent requests ("batch" mode, batch.c).
- * ledger.h shows how the files fit.
+ * The service is its route table, its settings and its schema.  P2P
+ * transfers and adjustments move money in one PL/pgSQL function,
+ * ledger.post_transfers() (sql/ledger/008), reached through post.c --
+ * one request at a time ("inline" mode), in batches gathered from
+ * concurrent requests ("batch" mode, batch.c), or a client's own batch
+ * (POST /v1/transfers/batch).  Holds, refunds, statements, rules and
+ * reports are one SQL function each (sql/ledger/007-011) run by ops.c.
+ * Every one of them takes idempotency keys, then hold rows, then
+ * accounts in id order, so none can deadlock another.  ledger.h shows
+ * how the files fit.
  */
 
 #include <stdint.h>
