@@ -5,7 +5,8 @@
 -- instead of looked up per item, and the writes read the decisions by
 -- one unnest instead of subscripting text arrays per row (quadratic).
 
-create or replace function post_transfers_decide(p_items json) returns setof post_result
+create or replace function post_transfers_decide(p_items json)
+returns setof post_result
 language plpgsql
 set search_path from current
 set lock_timeout = '5s'
