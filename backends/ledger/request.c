@@ -475,11 +475,14 @@ ledger_hold_read(const json_t *body, int64_t max, json_t *args,
         }
     }
     if (n == 0
-        && (ledger_json_set_str(args, "from_account_id", it.debit) != 0
-            || ledger_json_set_str(args, "to_account_id", it.credit) != 0
+        && (json_object_set_new(args, "from_account_id",
+                                json_string(it.debit)) != 0
+            || json_object_set_new(args, "to_account_id",
+                                   json_string(it.credit)) != 0
             || json_object_set_new(args, "amount",
                                    json_integer(it.amount)) != 0
-            || ledger_json_set_str(args, "currency", it.currency) != 0
+            || json_object_set_new(args, "currency",
+                                   json_string(it.currency)) != 0
             || json_object_set_new(args, "expires_in",
                                    json_integer(ttl)) != 0))
     {
