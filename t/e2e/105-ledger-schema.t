@@ -117,7 +117,7 @@ my $ahead = sql_value("select to_char((now() at time zone 'UTC')::date
     + interval '23 months', 'YYYYMM')");
 ok sql_value("select to_regclass('ledger.transfers_p$ahead') is not null"),
     '24 months ahead exist';
-my ($rc, $out) = psql_super("set role kordon_ledger;
+($rc, $out) = psql_super("set role kordon_ledger;
     select ledger.transfer_partitions_ahead(24)");
 is "$rc $out", '0 0', 'the service role keeps them so: nothing to make now'
     or diag $out;
