@@ -53,6 +53,11 @@ static const ledger_code_t  ledger_hold_codes[] = {
       "of the paying account", "hold refused: insufficient funds" },
     { "overflow", 422, "/amount", "would overflow an account's running "
       "totals", "hold refused: amount too large" },
+    { "transfer_limit_exceeded", 422, "/amount", "exceeds the largest "
+      "transfer allowed in this currency", "hold refused: above the limit" },
+    { "daily_limit_exceeded", 422, "/amount", "exceeds what the paying "
+      "account may still send today in this currency",
+      "hold refused: daily limit reached" },
     { "hold_not_found", 404, NULL, NULL, "no such hold" },
     { "hold_capture_forbidden", 403, NULL, NULL, "only the payee or an "
       "admin may capture a hold" },

@@ -107,6 +107,8 @@ my $cat = { user => sql_value("select owner from ledger.accounts where id = '$c-
 fund($c, 50_000);
 problem_ok(pay($cat, $c, $b, 5_001), 422, '/amount', qr/above the limit/,
     'above the per-transfer maximum');
+problem_ok(hold($cat, $c, $b, 5_001), 422, '/amount', qr/above the limit/,
+    'a hold above it too');
 is pay($cat, $c, $b, 5_000)->{status}, 201, 'the maximum itself';
 is pay($cat, $c, $b, 2_000)->{status}, 201, '7000 today';
 problem_ok(pay($cat, $c, $b, 1_001), 422, '/amount', qr/daily limit/,
@@ -114,6 +116,8 @@ problem_ok(pay($cat, $c, $b, 1_001), 422, '/amount', qr/daily limit/,
 is pay($cat, $c, $b, 1_000)->{status}, 201, 'exactly 8000';
 is sql_value("select amount from ledger.daily_outgoing where account_id = '$c->{id}'"),
     8_000, 'the day\'s total is kept';
+problem_ok(hold($cat, $c, $b, 1), 422, '/amount', qr/daily limit/,
+    'a hold counts toward the day too');
 
 # The daily limit under concurrent payments: never more than the limit.
 is admin(PUT => '/v1/admin/limits/SEK', { transfer_max => undef,
@@ -138,6 +142,14 @@ is scalar(grep { $_ == 201 } @st), 6, 'ten payments of 150 at once: six fit in 1
 is scalar(grep { $_ == 422 } @st), 4, 'four refused';
 is sql_value("select amount from ledger.daily_outgoing where account_id = '$d->{id}'"),
     900, 'the day\'s total is 900';
+
+problem_ok(hold($dan, $d, $b, 101), 422, '/amount', qr/daily limit/,
+    'a hold beyond the day\'s rest');
+is hold($dan, $d, $b, 100)->{status}, 201, 'a hold of the rest';
+is sql_value("select amount from ledger.daily_outgoing where account_id = '$d->{id}'"),
+    1_000, 'the day is full';
+problem_ok(pay($dan, $d, $b, 1), 422, '/amount', qr/daily limit/,
+    'so a payment of 1 is refused');
 
 # Clean up: SEK is free again for other tests.
 is admin(PUT => '/v1/admin/limits/SEK', { transfer_max => undef,
