@@ -111,6 +111,20 @@ $r = refund($shop, $t->{id}, { amount => 500 });
 is "$r->{json}{amount} $r->{json}{cashback_reversed}", '500 10',
     'half refunded: half the cashback goes back';
 
+# A captured hold is a payment too: its capture can be refunded.
+my $h = ledger(POST => '/v1/holds', $ann, { from_account_id => $a->{id},
+    to_account_id => $b->{id}, amount => 800, currency => 'NOK' },
+    { 'Idempotency-Key' => key() })->{json};
+my $cap = ledger(POST => "/v1/holds/$h->{id}/capture", $ben, { amount => 600 },
+    { 'Idempotency-Key' => key() })->{json};
+my $before_a = posted($a);
+$r = refund($ben, $cap->{capture_transfer_id}, { amount => 600 });
+is "$r->{status} $r->{json}{amount} $r->{json}{fee_refunded}", '201 600 0',
+    'the capture refunded in full (captures carry no fee)';
+is posted($a) - $before_a, 600, 'the payer has it back';
+problem_ok(refund($ben, $h->{id}), 422, '/transfer_id', qr/not a payment/,
+    'the hold itself is not a payment');
+
 # Racing refunds never exceed the payment.
 $t = pay($ann, $a, $b, 1_000)->{json};
 my @pids;
