@@ -146,6 +146,10 @@ is join(',', sort grep { $_ != 201 } @st), '422,422,422,422',
     'the others refused';
 is sql_value("select sum(amount) from ledger.transfers where parent_id = '$t->{id}'
     and kind = 'refund'"), 900, '900 refunded';
+is sql_value("select count(*) || ' ' || max((data->>'refunded_total')::int)
+    from ledger.outbox where type = 'ledger.transfer.refunded'
+    and subject = '$t->{id}'"), '6 900',
+    'a ledger.transfer.refunded event for each, the last saying 900';
 
 # Clean up the rules for other tests.
 admin(DELETE => $_) for '/v1/admin/fee-rules/p2p/NOK', '/v1/admin/fee-rules/merchant/NOK';
