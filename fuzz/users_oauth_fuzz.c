@@ -1,7 +1,7 @@
 /*
  * users_oauth_fuzz.c -- libFuzzer target for what the users service
  * parses from outside in backends/users/oauth.c and totp.c.  Build and
- * run: fuzz/run 20 users_oauth.
+ * run: FUZZ_TARGETS=users_oauth fuzz/run.
  *
  * The first byte of an input picks what it feeds:
  *
