@@ -1,12 +1,12 @@
 # The outcome metrics of kordon_metrics: auth failures by reason, rate
 # limits by name, cache results, read from $kordon_auth_error,
-# $kordon_limit_status and $kordon_cache_status by name.  The limits and
-# the cache are the real modules (kordon_limit with local zones and a
-# cluster zone whose Redis is gone, kordon_cache with a real Redis from
-# Kordon::Redis); auth failures still come from a map until kordon_jwt
-# defines $kordon_auth_error (edge-auth).
+# $kordon_limit_status and $kordon_cache_status by name, each set by the
+# real module: kordon_jwt refusing tokens (Kordon::JWT's keys and
+# tokens), kordon_limit with local zones and a cluster zone whose Redis
+# is gone, kordon_cache with a real Redis (Kordon::Redis).
 
 use Test::Kordon;
+use Kordon::JWT;
 use Kordon::Redis;
 use Kordon::Origin;
 
@@ -26,23 +26,33 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: auth failures by reason, from $kordon_auth_error
---- http_config
-    map $arg_auth $kordon_auth_error { default $arg_auth; }
+=== TEST 1: auth failures by reason, from kordon_jwt's $kordon_auth_error
+Two expired tokens, none, a signature by another key, a wrong issuer;
+a good token counts nowhere.
+--- http_config eval: jwt_http()
 --- config
     location = /metrics { kordon_metrics; kordon_metrics_requests off; }
-    location /a/ { return 401; }
---- request eval
-["GET /a/?auth=expired", "GET /a/?auth=expired", "GET /a/?auth=revoked",
- "GET /a/?auth=made-up-by-a-client", "GET /a/", "GET /metrics"]
+    location /a/ {
+        kordon_auth jwt;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ORIGIN_PORT;
+    }
+--- raw_request eval
+my $now = time;
+[@{ auth_requests('GET /a/',
+        'Bearer ' . token(iat => $now - 2000, exp => $now - 1000),
+        'Bearer ' . token(iat => $now - 2000, exp => $now - 1000), undef,
+        'Bearer ' . token(-sign => 'rs_other'),
+        'Bearer ' . token(iss => 'https://elsewhere.test'),
+        'Bearer ' . token()) },
+ get('/metrics')]
 --- error_code eval
-[401, 401, 401, 401, 401, 200]
+[401, 401, 401, 401, 401, 200, 200]
 --- response_body_like eval
-[(undef) x 5, qr{\Qkordon_edge_auth_failures_total{reason="expired"} 2\E\n
- (?:.*\n)*?\Qkordon_edge_auth_failures_total{reason="revoked"} 1\E\n
- (?:.*\n)*?\Qkordon_edge_auth_failures_total{reason="other"} 1\E\n}x]
---- response_body_unlike eval
-[(undef) x 5, qr{made-up}]
+[(undef) x 6, qr{\Qkordon_edge_auth_failures_total{reason="missing"} 1\E\n
+ (?:.*\n)*?\Qkordon_edge_auth_failures_total{reason="expired"} 2\E\n
+ (?:.*\n)*?\Qkordon_edge_auth_failures_total{reason="bad_signature"} 1\E\n
+ (?:.*\n)*?\Qkordon_edge_auth_failures_total{reason="wrong_issuer"} 1\E\n
+ (?:.*\n)*?\Qkordon_edge_auth_failures_total{reason="other"} 0\E\n}x]
 
 
 
