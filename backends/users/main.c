@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "users.h"
+#include "totp.h"
 
 users_config_t  users_cf;
 
@@ -43,6 +44,12 @@ static const kit_route_t users_routes[] = {
       KIT_ROUTE_PUBLIC | KIT_ROUTE_JSON },
     { "POST", "/v1/auth/login", users_login,
       KIT_ROUTE_PUBLIC | KIT_ROUTE_JSON },
+    { "POST", "/v1/auth/login/mfa", users_login_mfa,
+      KIT_ROUTE_PUBLIC | KIT_ROUTE_JSON },
+    { "POST", "/v1/auth/2fa/totp/setup", users_totp_setup, 0 },
+    { "POST", "/v1/auth/2fa/totp/enable", users_totp_enable, KIT_ROUTE_JSON },
+    { "POST", "/v1/auth/2fa/totp/disable", users_totp_disable,
+      KIT_ROUTE_JSON },
     { "POST", "/v1/auth/refresh", users_refresh,
       KIT_ROUTE_PUBLIC | KIT_ROUTE_JSON },
     { "POST", "/v1/auth/password/forgot", users_password_forgot,
@@ -145,6 +152,10 @@ users_init(const kit_config_t *cf)
 {
     char  err[USERS_ERR_MAX];
 
+    if (users_totp_init() != USERS_TOTP_OK) {
+        kit_log(KIT_LOG_ERROR, "could not initialize liboath");
+        return -1;
+    }
     if (users_config_load(err, sizeof(err)) != 0
         || users_password_init(err, sizeof(err)) != 0
         || users_keys_load(users_cf.keys_dir, err, sizeof(err)) != 0)

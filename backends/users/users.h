@@ -12,6 +12,8 @@
  *   auth.c      register, verify, resend, login, password forgot/reset
  *   session.c   refresh, logout, logout-all, sessions, password change
  *   me.c        GET/PATCH/DELETE /v1/users/me
+ *   mfa.c       TOTP setup/enable/disable, login/mfa (totp.c does the
+ *               arithmetic)
  *   seed.c      the first admin
  *
  * Password work (argon2id, about 20 MiB and tens of milliseconds each)
@@ -180,6 +182,9 @@ typedef struct {
     char  session[40];
 } users_tokens_t;
 
+/* 0 when res is a success of the expected kind (logs and clears it
+ * otherwise: the caller then has no result to clear). */
+int users_ok(PGresult *res, ExecStatusType want);
 /* Appends one audit row in the caller's transaction; 0 or -1.  Steals
  * data (may be NULL). */
 int users_audit(kit_pg_t *pg, kit_req_t *req, const char *action,
@@ -236,6 +241,19 @@ void users_me_get(kit_req_t *req);
 void users_me_patch(kit_req_t *req);
 void users_me_delete(kit_req_t *req);
 void users_jwks_get(kit_req_t *req);
+void users_totp_setup(kit_req_t *req);
+void users_totp_enable(kit_req_t *req);
+void users_totp_disable(kit_req_t *req);
+void users_login_mfa(kit_req_t *req);
+
+/* A failed login or second factor on an account: counts it, locks after
+ * USERS_LOCK_AFTER (auth.c); 0 or -1. */
+int users_account_failed(kit_pg_t *pg, const char *user_id);
+/* Answers a login whose password checked out on an account with TOTP on:
+ * an MFA ticket instead of tokens (mfa.c).  rehash: a new password hash
+ * to store, or "". */
+void users_mfa_challenge(kit_req_t *req, const char *user_id,
+    const char *device, const char *rehash);
 
 int users_seed_admin(void);
 
