@@ -24,6 +24,7 @@
  *   KORDON_USERS_LOCKOUT_BASE_S    first lockout delay, default 1
  *   KORDON_ADMIN_EMAIL             the admin seeded on start (optional)
  *   KORDON_ADMIN_PASSWORD_FILE     its password (with the above)
+ *   KORDON_OAUTH_*                 social login providers (oauth.h)
  */
 
 #include <stdio.h>
@@ -65,6 +66,10 @@ static const kit_route_t users_routes[] = {
     { "DELETE", "/v1/users/me", users_me_delete, 0 },
     { "GET", "/v1/users/me/sessions", users_sessions_list, 0 },
     { "DELETE", "/v1/users/me/sessions/{id}", users_sessions_delete, 0 },
+    { "GET", "/v1/auth/oauth/{provider}/start", users_oauth_start_get,
+      KIT_ROUTE_PUBLIC },
+    { "GET", "/v1/auth/oauth/{provider}/callback", users_oauth_callback_get,
+      KIT_ROUTE_PUBLIC },
     { "GET", "/.well-known/jwks.json", users_jwks_get, KIT_ROUTE_PUBLIC },
 };
 
@@ -158,7 +163,8 @@ users_init(const kit_config_t *cf)
     }
     if (users_config_load(err, sizeof(err)) != 0
         || users_password_init(err, sizeof(err)) != 0
-        || users_keys_load(users_cf.keys_dir, err, sizeof(err)) != 0)
+        || users_keys_load(users_cf.keys_dir, err, sizeof(err)) != 0
+        || users_social_init(err, sizeof(err)) != 0)
     {
         kit_log(KIT_LOG_ERROR, "%s", err);
         return -1;

@@ -12,6 +12,8 @@
  *   auth.c      register, verify, resend, login, password forgot/reset
  *   session.c   refresh, logout, logout-all, sessions, password change
  *   me.c        GET/PATCH/DELETE /v1/users/me
+ *   social.c    GET /v1/auth/oauth/{provider}/start, /callback (oauth.c
+ *               is the OpenID Connect client)
  *   mfa.c       TOTP setup/enable/disable, login/mfa (totp.c does the
  *               arithmetic)
  *   seed.c      the first admin
@@ -245,6 +247,10 @@ void users_totp_setup(kit_req_t *req);
 void users_totp_enable(kit_req_t *req);
 void users_totp_disable(kit_req_t *req);
 void users_login_mfa(kit_req_t *req);
+void users_oauth_start_get(kit_req_t *req);
+void users_oauth_callback_get(kit_req_t *req);
+/* The providers from KORDON_OAUTH_* (social.c); 0, or -1 with err. */
+int users_social_init(char *err, size_t errlen);
 
 /* A failed login or second factor on an account: counts it, locks after
  * USERS_LOCK_AFTER (auth.c); 0 or -1. */
