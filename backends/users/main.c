@@ -70,6 +70,17 @@ static const kit_route_t users_routes[] = {
       KIT_ROUTE_PUBLIC },
     { "GET", "/v1/auth/oauth/{provider}/callback", users_oauth_callback_get,
       KIT_ROUTE_PUBLIC },
+    { "GET", "/v1/admin/users", users_admin_list, 0 },
+    { "GET", "/v1/admin/users/{id}", users_admin_get, 0 },
+    { "PATCH", "/v1/admin/users/{id}", users_admin_patch, KIT_ROUTE_JSON },
+    { "PUT", "/v1/admin/users/{id}/roles", users_admin_roles,
+      KIT_ROUTE_JSON },
+    { "POST", "/v1/admin/users/{id}/block", users_admin_block,
+      KIT_ROUTE_JSON },
+    { "POST", "/v1/admin/users/{id}/unblock", users_admin_unblock, 0 },
+    { "POST", "/v1/admin/users/{id}/confirm", users_admin_confirm, 0 },
+    { "POST", "/v1/admin/users/{id}/unlock", users_admin_unlock, 0 },
+    { "GET", "/v1/admin/audit", users_admin_audit, 0 },
     { "GET", "/.well-known/jwks.json", users_jwks_get, KIT_ROUTE_PUBLIC },
 };
 

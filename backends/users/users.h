@@ -14,6 +14,8 @@
  *   me.c        GET/PATCH/DELETE /v1/users/me
  *   social.c    GET /v1/auth/oauth/{provider}/start, /callback (oauth.c
  *               is the OpenID Connect client)
+ *   admin.c     /v1/admin/users and /v1/admin/audit
+ *   roles.c     the role matrix (who may do what)
  *   mfa.c       TOTP setup/enable/disable, login/mfa (totp.c does the
  *               arithmetic)
  *   seed.c      the first admin
@@ -248,6 +250,15 @@ void users_totp_enable(kit_req_t *req);
 void users_totp_disable(kit_req_t *req);
 void users_login_mfa(kit_req_t *req);
 void users_oauth_start_get(kit_req_t *req);
+void users_admin_list(kit_req_t *req);
+void users_admin_get(kit_req_t *req);
+void users_admin_patch(kit_req_t *req);
+void users_admin_roles(kit_req_t *req);
+void users_admin_block(kit_req_t *req);
+void users_admin_unblock(kit_req_t *req);
+void users_admin_confirm(kit_req_t *req);
+void users_admin_unlock(kit_req_t *req);
+void users_admin_audit(kit_req_t *req);
 void users_oauth_callback_get(kit_req_t *req);
 /* The providers from KORDON_OAUTH_* (social.c); 0, or -1 with err. */
 int users_social_init(char *err, size_t errlen);
