@@ -45,6 +45,19 @@
     " 'totp', u.totp_enabled_at is not null,"                              \
     " 'blocked_reason', u.blocked_reason)"
 
+/*
+ * The smallest UUIDv7 of the millisecond of a timestamp parameter.  An
+ * id is drawn (clock_timestamp()) no earlier than its row's created_at
+ * (now(), the transaction's start), so created_at >= t implies id >=
+ * this of t: a created range becomes a range of the primary key, which
+ * the keyset order walks anyway.  The upper side allows a day for long
+ * transactions; the created_at conditions stay and keep it exact.
+ */
+#define USERS_UUID_FLOOR(t)                                                \
+    "encode(substring(int8send(floor(extract(epoch from " t ")"            \
+    " * 1000)::bigint) from 3) || '\\x00000000000000000000'::bytea,"       \
+    " 'hex')::uuid"
+
 typedef struct {
     kit_req_t       *req;
     const char      *caller;
@@ -277,7 +290,9 @@ users_q_filters(users_query_t *q, kit_req_t *req)
             users_error(q->errors, "/created_from", "must be an RFC 3339 "
                         "date-time");
         } else {
-            users_q_add(q, " and u.created_at >= $%d::timestamptz", v);
+            users_q_add(q, " and u.created_at >= $%d::timestamptz"
+                        " and u.id >= " USERS_UUID_FLOOR("$%d::timestamptz"),
+                        v);
         }
     }
     v = kit_req_query(req, "created_to");
@@ -286,7 +301,9 @@ users_q_filters(users_query_t *q, kit_req_t *req)
             users_error(q->errors, "/created_to", "must be an RFC 3339 "
                         "date-time");
         } else {
-            users_q_add(q, " and u.created_at < $%d::timestamptz", v);
+            users_q_add(q, " and u.created_at < $%d::timestamptz"
+                        " and u.id < " USERS_UUID_FLOOR("($%d::timestamptz"
+                        " + interval '1 day')"), v);
         }
     }
 }

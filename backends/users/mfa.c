@@ -654,6 +654,8 @@ static const char  users_mfa_ticket_sql[] =
     "insert into mfa_tickets (ticket_sha256, user_id, device, expires_at)"
     " values (decode($1, 'hex'), $2, nullif(left($3, 200), ''),"
     " now() + interval '300 seconds')";
+static const char  users_mfa_expired_sql[] =
+    "delete from mfa_tickets where user_id = $1 and expires_at < now()";
 static const char  users_mfa_rehash_sql[] =
     "update users set password_hash = $2 where id = $1";
 
@@ -673,6 +675,12 @@ users_mfa_challenge_tx(kit_pg_t *pg, void *arg)
         }
         PQclear(res);
     }
+    p[0] = m->user_id;
+    res = kit_pg_exec(pg, "users_mfa_expired", users_mfa_expired_sql, 1, p);
+    if (users_ok(res, PGRES_COMMAND_OK) != 0) {
+        return -1;
+    }
+    PQclear(res);
     p[0] = m->ticket_sha256;
     p[1] = m->user_id;
     p[2] = m->device;

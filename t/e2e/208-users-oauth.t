@@ -124,4 +124,14 @@ is login_as(sub => "x8-$tag", email => new_address('x'), email_verified => 1)->{
 is psql_reader("select count(*) from users.users u join users.oauth_identities i on i.user_id = u.id"
     . " where i.sub in ('x4-$tag', 'x5-$tag', 'x6-$tag', 'x7-$tag')"), 0, 'no account came of a refused login';
 
+# a deleted account: its identity goes with it; the provider's person
+# may start afresh
+my $gone = new_address('gone');
+$r = login_as(sub => "s-$gone", email => $gone, email_verified => 1);
+my $gone_id = claims($r->{json}{access_token})->{sub};
+is api(DELETE => '/v1/users/me', undef, $r->{json}{access_token})->{status}, 204, 'a social account deletes itself';
+$r = login_as(sub => "s-$gone", email => $gone, email_verified => 1);
+is $r->{status}, 200, 'the same person logs in again';
+isnt claims($r->{json}{access_token})->{sub}, $gone_id, 'into a new account, not the anonymized one';
+
 done_testing;
