@@ -15,7 +15,10 @@
  * Every change is audited with the operator as actor and emits its
  * event through the outbox in the same transaction; a block ends every
  * session and cuts the user's live access tokens at the edge (a "sub"
- * revocation pushed after the commit).  Reading one person is audited
+ * revocation pushed after the commit).  Its not-before is the next
+ * second: the edge refuses iat < nbf, and a token signed earlier in the
+ * same second must not outlive the block (nobody blocked can get a new
+ * one anyway).  Reading one person is audited
  * too (admin.user_read).
  */
 
@@ -701,7 +704,7 @@ users_block_tx(kit_pg_t *pg, void *arg)
     a->cut = 1;
     return users_admin_exec(pg, "users_block", users_block_sql, 2, p)
            || users_sessions_end(pg, a->id, NULL, "blocked")
-           || users_revoke_add(pg, "sub", a->id, users_now())
+           || users_revoke_add(pg, "sub", a->id, users_now() + 1)
            || users_audit(pg, a->req, "user.block", a->caller, a->id,
                           json_pack("{s:s, s:s}", "reason", a->reason,
                                     "was", status))
@@ -932,7 +935,7 @@ users_roles_tx(kit_pg_t *pg, void *arg)
     /* Tokens carry roles: cut the live ones, refresh gives the new set. */
     a->cut = 1;
     if (users_admin_exec(pg, "users_roles_set", users_roles_set_sql, 2, p)
-        || users_revoke_add(pg, "sub", a->id, users_now())
+        || users_revoke_add(pg, "sub", a->id, users_now() + 1)
         || users_audit(pg, a->req, "role.change", a->caller, a->id,
                        json_pack("{s:o, s:O}", "was",
                                  json_loads(roles, 0, &e), "now",
