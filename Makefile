@@ -4,6 +4,7 @@
 #   make run      start the whole stack under .run/ (installs what is missing)
 #   make stop     stop it
 #   make test     unit, edge (Test::Nginx style) and end-to-end tests
+#   make test-bank the ledger's bank test (kill -9, PostgreSQL restart), 60 s
 #   make bench    wrk against the edge: return 200 vs proxy through the kit
 #   make asan     the same build with ASan + UBSan, in build/asan
 #
@@ -51,7 +52,7 @@ FIXT_BINS := $(sort $(patsubst t/fixtures/%/,$(BUILD)/t/fixture-%, \
              $(dir $(FIXT_SRC))))
 
 .PHONY: all deps modules backends unit fixtures run stop reload test \
-        test-unit test-edge test-e2e bench asan clean openapi
+        test-unit test-edge test-e2e test-bank bench asan clean openapi
 
 all: deps modules backends unit fixtures openapi
 
@@ -135,6 +136,11 @@ test-edge: all
 
 test-e2e: all
 	@scripts/test e2e
+
+# The ledger's bank test for a full minute (make test runs 20 s of it).
+test-bank: all
+	@LEDGER_BANK_SECONDS=60 KORDON_E2E_TESTS=t/e2e/112-ledger-bank.t \
+	    scripts/test e2e
 
 bench: all
 	@scripts/bench

@@ -10,7 +10,12 @@
  *           reach the code behind the signature (payload parsing, time
  *           claims, iss/aud/typ, identity claims, kordon_jwt_claim_get);
  *     0x01  a JWKS document for kordon_jwt_keys_load();
- *     else  a compact token exactly as it comes off the wire.
+ *     0x02  a compact token for kordon_jwt_payload_load() and then
+ *           kordon_jwt_claim_get(): the payload/claims parser that the
+ *           module runs on a cached token, signature unchecked;
+ *     else  a compact token exactly as it comes off the wire (a verified
+ *           one is also packed by kordon_jwt_compact() and its times
+ *           checked again by kordon_jwt_compact_times()).
  *
  * The key set is fixed: the public halves of an RSA-2048 and a P-256 key
  * made for this target alone (their private halves signed the seeds in
@@ -63,6 +68,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void fuzz_token(const char *token, size_t len);
+static void fuzz_payload(const char *token, size_t len);
+static void fuzz_claims_get(void);
 static void fuzz_signed(const uint8_t *data, size_t size);
 static size_t fuzz_b64url(char *out, const uint8_t *in, size_t len);
 
@@ -103,6 +110,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                     0);
         kordon_jwt_keys_free(keys);
 
+    } else if (size > 0 && data[0] == 0x02) {
+        fuzz_payload((const char *) data + 1, size - 1);
+
     } else {
         fuzz_token((const char *) data, size);
     }
@@ -114,9 +124,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 static void
 fuzz_token(const char *token, size_t len)
 {
-    int            rc, i;
-    char           small[8], big[512];
-    unsigned char  hash[32];
+    int                    rc;
+    unsigned char          hash[32];
+    kordon_jwt_compact_t   k;
 
     /* with and without a required typ, so both branches are reached */
     fuzz_conf.typ = (len % 2) ? "at+jwt" : NULL;
@@ -137,6 +147,49 @@ fuzz_token(const char *token, size_t len)
 
         return;
     }
+
+    /* what the shared cache stores and checks again on a hit */
+
+    if (kordon_jwt_compact(&fuzz_out, &k) == KORDON_JWT_OK
+        && (k.sub_len + k.sid_len + k.roles_len + k.scope_len
+            > KORDON_JWT_COMPACT_DATA
+            || kordon_jwt_compact_times(&k, &fuzz_conf, FUZZ_NOW)
+               != KORDON_JWT_OK))
+    {
+        abort();    /* packed past its buffer, or no longer valid */
+    }
+
+    fuzz_claims_get();
+}
+
+
+/* the payload of a token whose signature is not checked here */
+
+static void
+fuzz_payload(const char *token, size_t len)
+{
+    int  rc;
+
+    rc = kordon_jwt_payload_load(token, len, &fuzz_out);
+
+    if (kordon_jwt_strerror(rc) == NULL
+        || (rc != KORDON_JWT_OK && fuzz_out.payload_len != 0)
+        || fuzz_out.payload_len > sizeof(fuzz_out.payload))
+    {
+        abort();
+    }
+
+    if (rc == KORDON_JWT_OK) {
+        fuzz_claims_get();
+    }
+}
+
+
+static void
+fuzz_claims_get(void)
+{
+    int   i;
+    char  small[8], big[512];
 
     for (i = 0; fuzz_claims[i] != NULL; i++) {
         (void) kordon_jwt_claim_get(&fuzz_out, fuzz_claims[i], small,

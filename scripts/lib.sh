@@ -25,6 +25,7 @@ port() { echo $(($1 + KORDON_PORT_SHIFT)); }
 EDGE_HTTPS_PORT=$(port 8443)
 EDGE_HTTP_PORT=$(port 8080)
 EDGE_METRICS_PORT=$(port 9180)
+PROMETHEUS_PORT=$(port 9190)
 PG_PORT=$(port 15432)
 REDIS_PORT=$(port 16379)
 # The test OpenID Connect provider (t/fixtures/oidc) the e2e tests start;

@@ -198,3 +198,46 @@ POST /t
 --- problem: 500 an internal error occurred
 --- no_error_log
 [error]
+
+
+
+=== TEST 16: kordon_request_id: every answer carries the request id
+--- config
+    kordon_request_id on;
+    location /t { return 200 "ok"; }
+--- request
+GET /t
+--- response_headers_like
+X-Request-Id: ^[0-9a-f]{32}$
+--- response_body: ok
+
+
+
+=== TEST 17: kordon_request_id: the upstream's own X-Request-Id is replaced
+--- http_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_SERVER_PORT2;
+        location / {
+            add_header X-Request-Id upstream-made-this-up;
+            return 200 "ok";
+        }
+    }
+--- config
+    kordon_request_id on;
+    location /t { proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT2; }
+--- request
+GET /t
+--- response_headers_like
+X-Request-Id: ^[0-9a-f]{32}$
+--- response_body: ok
+
+
+
+=== TEST 18: kordon_request_id is off unless asked for
+--- config
+    location /t { return 200 "ok"; }
+--- request
+GET /t
+--- response_headers
+! X-Request-Id
+--- response_body: ok

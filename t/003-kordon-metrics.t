@@ -1,5 +1,6 @@
 # kordon_metrics: nginx's connection counters in the Prometheus text
-# format.  Each block has a fresh nginx, so the counts are exact.
+# format, first in the body.  Each block has a fresh nginx, so the counts
+# are exact.  The request metrics that follow them: t/040-metrics.t.
 
 use Test::Kordon;
 
@@ -16,7 +17,8 @@ __DATA__
 GET /metrics
 --- response_headers
 Content-Type: text/plain; version=0.0.4
---- response_body
+--- response_body_like eval
+"\\A" . quotemeta(<<'TEXT') . "# HELP kordon_edge_http_requests_total "
 # HELP kordon_edge_connections_accepted_total Client connections accepted.
 # TYPE kordon_edge_connections_accepted_total counter
 kordon_edge_connections_accepted_total 1
@@ -38,6 +40,7 @@ kordon_edge_connections_waiting 0
 # HELP kordon_edge_requests_total Client requests.
 # TYPE kordon_edge_requests_total counter
 kordon_edge_requests_total 1
+TEXT
 
 
 
@@ -53,7 +56,7 @@ kordon_edge_requests_total 1
 [undef, undef,
  qr/\nkordon_edge_connections_accepted_total[ ]3\n.*
     \nkordon_edge_connections_active[ ]1\n.*
-    \nkordon_edge_requests_total[ ]3\n\z/sx]
+    \nkordon_edge_requests_total[ ]3\n\#[ ]HELP[ ]kordon_edge_http_/sx]
 
 
 
@@ -82,14 +85,14 @@ x=1
 
 
 
-=== TEST 5: every metric is HELP, TYPE, sample
+=== TEST 5: every family is HELP, TYPE, then its samples
 --- config
     location = /metrics { kordon_metrics; }
 --- request
 GET /metrics
 --- response_body_like eval
 qr/\A(?:\# \s HELP \s (kordon_edge_[a-z_]+) \s [^\n]+\n
-       \# \s TYPE \s \1 \s (?:counter|gauge)\n
-       \1 \s \d+\n){7}\z/x
+       \# \s TYPE \s \1 \s (?:counter|gauge|histogram)\n
+       (?:\1(?:_bucket|_sum|_count)? (?:\{[^}\n]*\})? \s [0-9.]+\n)*){20,}\z/x
 --- no_error_log
 [error]

@@ -449,16 +449,16 @@ nothex.key": expected hex digits only
     location /t { kordon_require_roles admin; }
 --- must_die
 --- error_log eval
-[qr/"kordon_require_roles" needs "kordon_auth jwt" in \S+:\d+/]
+[qr/"kordon_require_roles" needs "kordon_auth" in \S+:\d+/]
 
 
 
-=== TEST 39: nginx -t: apikey is not there yet
+=== TEST 39: nginx -t: apikey without kordon_apikeys
 --- config
     location /t { kordon_auth jwt apikey; }
 --- must_die
---- error_log
-"apikey" is not supported yet
+--- error_log eval
+[qr/"kordon_auth apikey" needs "kordon_apikeys" in \S+nginx\.conf:\d+/]
 
 
 
@@ -467,7 +467,7 @@ nothex.key": expected hex digits only
     location /t { kordon_auth basic; }
 --- must_die
 --- error_log
-invalid value "basic", expected "jwt" or "off"
+invalid value "basic", expected "jwt", "apikey" or "off"
 
 
 

@@ -164,7 +164,10 @@ ledger_batcher(void *arg)
     ledger_item_t  **batch = arg;
     struct timespec  t0;
     int              n, k, rc;
+    static int       batchers;
 
+    ledger_post_set_shard(__atomic_fetch_add(&batchers, 1,
+                                             __ATOMIC_RELAXED));
     for ( ;; ) {
         n = ledger_batch_wait(batch);
         if (n == 0) {

@@ -38,10 +38,18 @@
 #define LEDGER_DB_ACQUIRE_MS       2000
 #define LEDGER_POST_ATTEMPTS_MAX   4       /* on a concurrent same key */
 #define LEDGER_BATCH_SIZE_MAX      1024
+#define LEDGER_BATCH_ROUTE_MAX     1000    /* POST /v1/transfers/batch */
+#define LEDGER_BODY_MAX_DEFAULT    "1048576"
 #define LEDGER_BATCH_WAIT_US_MAX   100000
 #define LEDGER_QUEUE_MAX           8192    /* requests waiting for a batch */
 #define LEDGER_BATCHERS_MAX        8
 #define LEDGER_RETRY_AFTER_S       "1"
+#define LEDGER_SHARDS              8       /* fee revenue, cashback */
+#define LEDGER_HOLD_TTL_MAX_S      2592000 /* 30 days */
+#define LEDGER_HOLD_TTL_S          604800  /* 7 days, by default */
+#define LEDGER_SWEEP_BATCH_MAX     500     /* holds expired per call */
+#define LEDGER_PARTITION_MONTHS    24      /* transfers partitions ahead */
+#define LEDGER_PARTITION_CHECK_S   86400
 
 #define LEDGER_STR_(x)             #x
 #define LEDGER_STR(x)              LEDGER_STR_(x)
@@ -68,6 +76,8 @@
  *                                 default 0 (take what is there)
  *   KORDON_LEDGER_BATCHERS        batcher threads (each a connection),
  *                                 default 2
+ *   KORDON_LEDGER_HOLD_SWEEP_MS   how often expired holds are released,
+ *                                 default 1000
  */
 
 typedef struct {
@@ -76,6 +86,7 @@ typedef struct {
     int      batch_size;
     long     batch_wait_us;
     int      batchers;
+    long     hold_sweep_ms;
 } ledger_config_t;
 
 extern ledger_config_t  ledger_cf;
@@ -94,6 +105,8 @@ typedef struct {
     char      status[LEDGER_KIND_MAX];
     char     *reason;                      /* malloc()ed, or NULL */
     char      created_at[LEDGER_TS_MAX];
+    int64_t   fee;                         /* linked to a p2p payment */
+    int64_t   cashback;
 } ledger_transfer_t;
 
 
@@ -233,6 +246,13 @@ json_t *ledger_items_json(ledger_item_t *const *items, int n);
  * failures above, when none has and nothing was written.
  */
 int ledger_post(ledger_item_t *const *items, int n);
+/*
+ * Which fee revenue and cashback expense sub-account the calling
+ * thread's batches use (mod LEDGER_SHARDS): each batcher its own, so
+ * concurrent batches never lock the same one.  Threads that never set
+ * it pick one at random per item.
+ */
+void ledger_post_set_shard(int shard);
 
 
 /* ---- answers (transfers.c) ------------------------------------------- */
@@ -273,7 +293,50 @@ int ledger_json_set_money(json_t *o, const char *key, int64_t minor,
     int exponent);
 
 
-/* ---- handlers (accounts.c, transfers.c) ------------------------------- */
+/* ---- operations that are one SQL function (ops.c) --------------------- */
+
+/* How an operation's refusal code is answered; a table ends with NULL. */
+typedef struct {
+    const char  *code;
+    int          status;            /* 422: errors names pointer */
+    const char  *pointer;
+    const char  *message;
+    const char  *detail;
+} ledger_code_t;
+
+/*
+ * The arguments every operation takes: actor, request_id, admin, and
+ * idem_key from the Idempotency-Key header (answering 400 when need_key
+ * and it is missing, or when it is malformed).  NULL after answering.
+ */
+json_t *ledger_op_args(kit_req_t *req, const char *caller, int need_key);
+
+/*
+ * Runs `sql` (one statement taking $1::jsonb, answering one jsonb) with
+ * args in a READ COMMITTED transaction and answers req: data with
+ * ok_status, a refusal through codes, 409 for a reused key, 503 when the
+ * database is away or a lock waited too long.  args is stolen.
+ */
+void ledger_op_reply(kit_req_t *req, const char *name, const char *sql,
+    json_t *args, int ok_status, const ledger_code_t *codes);
+
+
+/* ---- holds (holds.c) ------------------------------------------------- */
+
+/*
+ * The optional body of a capture or refund ({"amount": n}, when
+ * with_amount) or a void ({}) into args; 0, or -1 after answering.  No
+ * body at all is the same as {}.
+ */
+int ledger_amount_body(kit_req_t *req, int with_amount, json_t *args);
+/* Starts the thread that releases expired holds; 0 or -1. */
+int ledger_holds_start(void);
+/* The body of POST /v1/holds into args; the number of problems. */
+int ledger_hold_read(const json_t *body, int64_t max, json_t *args,
+    json_t *errors);
+
+
+/* ---- handlers (accounts.c, transfers.c, holds.c) ---------------------- */
 
 void ledger_accounts_create(kit_req_t *req);
 void ledger_accounts_list(kit_req_t *req);
@@ -281,5 +344,20 @@ void ledger_accounts_get(kit_req_t *req);
 void ledger_transfers_create(kit_req_t *req);
 void ledger_transfers_get(kit_req_t *req);
 void ledger_adjustments_create(kit_req_t *req);
+void ledger_holds_create(kit_req_t *req);
+void ledger_holds_get(kit_req_t *req);
+void ledger_holds_capture(kit_req_t *req);
+void ledger_holds_void(kit_req_t *req);
+void ledger_transfers_refund(kit_req_t *req);
+void ledger_transfers_batch(kit_req_t *req);
+void ledger_accounts_statement(kit_req_t *req);
+void ledger_accounts_balance(kit_req_t *req);
+void ledger_reports_daily(kit_req_t *req);
+void ledger_fee_rules_list(kit_req_t *req);
+void ledger_fee_rules_put(kit_req_t *req);
+void ledger_fee_rules_delete(kit_req_t *req);
+void ledger_limits_list(kit_req_t *req);
+void ledger_limits_put(kit_req_t *req);
+void ledger_merchant_put(kit_req_t *req);
 
 #endif /* KORDON_LEDGER_H */

@@ -8,10 +8,12 @@
  * outcomes are read before COMMIT and count only once it succeeded; on
  * any failure every item is left without a code and nothing was written.
  *
- * A unique violation means another transaction committed one of the
- * batch's idempotency keys first.  The whole batch is tried again, and
- * this time post_transfers() finds the key and answers from it; bounded
- * by LEDGER_POST_ATTEMPTS_MAX.
+ * post_transfers() locks the batch's idempotency keys before it reads
+ * them (sql/ledger/006), so a concurrent request with the same key waits
+ * and then finds it.  Should a unique violation happen anyway (another
+ * transaction committed one of the batch's keys first), it is logged and
+ * the whole batch tried again, where the key is found and answered from;
+ * bounded by LEDGER_POST_ATTEMPTS_MAX.
  */
 
 #include <stdio.h>
@@ -20,13 +22,16 @@
 
 #include "ledger.h"
 
-#define LEDGER_POST_COLUMNS      13
+#define LEDGER_POST_COLUMNS      15
 #define LEDGER_TRANSFER_COLUMNS  10
 
 static const char  ledger_post_sql[] =
     "select i, code, replayed, id, debit_account_id, credit_account_id,"
-    " amount, currency, exponent, kind, status, reason, created_at"
-    " from post_transfers($1::json)";
+    " amount, currency, exponent, kind, status, reason, created_at,"
+    " fee, cashback from post_transfers($1::json)";
+
+/* This thread's fee and cashback shard; -1 until set: one at random. */
+static __thread int  ledger_shard = -1;
 
 typedef struct {
     ledger_item_t *const  *items;
@@ -66,7 +71,10 @@ ledger_item_json(const ledger_item_t *it, int i)
         | ledger_json_set_str(o, "idem_owner", it->actor)
         | ledger_json_set_str(o, "idem_scope", ledger_item_scope(it))
         | ledger_json_set_str(o, "idem_key", it->idem_key)
-        | ledger_json_set_str(o, "idem_hash", it->idem_hash);
+        | ledger_json_set_str(o, "idem_hash", it->idem_hash)
+        | json_object_set_new(o, "shard", json_integer(ledger_shard >= 0
+                              ? ledger_shard
+                              : (int) arc4random_uniform(LEDGER_SHARDS)));
     if (bad) {
         json_decref(o);
         return NULL;
@@ -177,6 +185,8 @@ ledger_post_read(const PGresult *res, ledger_item_t *const *items, int n)
         if (strcmp(it->code, "ok") == 0 && PQgetisnull(res, r, 3)) {
             return -1;
         }
+        it->t.fee = strtoll(PQgetvalue(res, r, 13), NULL, 10);
+        it->t.cashback = strtoll(PQgetvalue(res, r, 14), NULL, 10);
     }
     return 0;
 }
@@ -242,13 +252,11 @@ ledger_post_tx(kit_pg_t *pg, void *arg)
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         snprintf(ctx->sqlstate, sizeof(ctx->sqlstate), "%s",
                  state != NULL ? state : "");
-        if (strcmp(ctx->sqlstate, "23505") != 0) {
-            ledger_pg_message(res, msg, sizeof(msg));
-            kit_log(ledger_post_transient(ctx->sqlstate) ? KIT_LOG_WARN
-                                                         : KIT_LOG_ERROR,
-                    "could not post %d transfers: %s (SQLSTATE %s)", ctx->n,
-                    msg, ctx->sqlstate);
-        }
+        ledger_pg_message(res, msg, sizeof(msg));
+        kit_log(ledger_post_transient(ctx->sqlstate) ? KIT_LOG_WARN
+                                                     : KIT_LOG_ERROR,
+                "could not post %d transfers: %s (SQLSTATE %s)", ctx->n,
+                msg, ctx->sqlstate);
         PQclear(res);
         return -1;
     }
@@ -260,6 +268,13 @@ ledger_post_tx(kit_pg_t *pg, void *arg)
     }
     PQclear(res);
     return 0;
+}
+
+
+void
+ledger_post_set_shard(int shard)
+{
+    ledger_shard = shard % LEDGER_SHARDS;
 }
 
 

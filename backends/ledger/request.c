@@ -438,3 +438,56 @@ ledger_item_scope(const ledger_item_t *it)
 {
     return it->op == LEDGER_OP_ADJUSTMENT ? "adjustment" : "transfer";
 }
+
+
+int
+ledger_hold_read(const json_t *body, int64_t max, json_t *args,
+    json_t *errors)
+{
+    static const char *const  known[] = {
+        "from_account_id", "to_account_id", "amount", "currency",
+        "expires_in", NULL
+    };
+    ledger_item_t             it;
+    const json_t             *v;
+    json_int_t                ttl;
+    int                       n;
+
+    memset(&it, 0, sizeof(it));
+    n = ledger_unknown_fields(body, known, errors);
+    n += ledger_uuid_field(body, "from_account_id", it.debit, errors);
+    n += ledger_uuid_field(body, "to_account_id", it.credit, errors);
+    n += ledger_money_fields(body, max, &it, errors);
+    if (it.debit[0] != '\0' && strcmp(it.debit, it.credit) == 0) {
+        ledger_error_add(errors, "/to_account_id",
+                         "must differ from from_account_id");
+        n++;
+    }
+    ttl = LEDGER_HOLD_TTL_S;
+    v = json_object_get(body, "expires_in");
+    if (v != NULL) {
+        ttl = json_is_integer(v) ? json_integer_value(v) : 0;
+        if (ttl < 1 || ttl > LEDGER_HOLD_TTL_MAX_S) {
+            ledger_error_add(errors, "/expires_in", "must be an integer "
+                             "number of seconds in 1.."
+                             LEDGER_STR(LEDGER_HOLD_TTL_MAX_S));
+            n++;
+        }
+    }
+    if (n == 0
+        && (json_object_set_new(args, "from_account_id",
+                                json_string(it.debit)) != 0
+            || json_object_set_new(args, "to_account_id",
+                                   json_string(it.credit)) != 0
+            || json_object_set_new(args, "amount",
+                                   json_integer(it.amount)) != 0
+            || json_object_set_new(args, "currency",
+                                   json_string(it.currency)) != 0
+            || json_object_set_new(args, "expires_in",
+                                   json_integer(ttl)) != 0))
+    {
+        ledger_error_add(errors, "", "could not be read (out of memory)");
+        n++;
+    }
+    return n;
+}

@@ -60,12 +60,22 @@ static const ledger_refusal_t  ledger_refusals[] = {
       "account" },
     { "overflow", "transfer refused: amount too large",
       LEDGER_SIDE_AMOUNT, "would overflow an account's running totals" },
+    { "transfer_limit_exceeded", "transfer refused: above the limit",
+      LEDGER_SIDE_AMOUNT, "exceeds the largest transfer allowed in this "
+      "currency" },
+    { "daily_limit_exceeded", "transfer refused: daily limit reached",
+      LEDGER_SIDE_AMOUNT, "exceeds what the paying account may still send "
+      "today in this currency" },
 };
 
 static const char  ledger_transfer_sql[] =
     "select t.id, t.debit_account_id, t.credit_account_id, t.amount,"
     " t.currency, c.exponent, t.kind, t.status, t.reason,"
-    " ts_text(t.created_at)"
+    " ts_text(t.created_at),"
+    " coalesce((select g.amount from transfers g where g.group_id = t.id"
+    "  and g.kind = 'fee'), 0),"
+    " coalesce((select g.amount from transfers g where g.group_id = t.id"
+    "  and g.kind = 'cashback'), 0)"
     " from transfers t join currencies c on c.code = t.currency"
     " where t.id = $1 and ($2::boolean or exists ("
     "  select from accounts a"
@@ -89,7 +99,11 @@ ledger_transfer_json(const ledger_transfer_t *t)
         || json_object_set_new(o, "formatted", f) != 0
         || (t->reason != NULL
             && ledger_json_set_str(o, "reason", t->reason) != 0)
-        || ledger_json_set_str(o, "created_at", t->created_at) != 0)
+        || ledger_json_set_str(o, "created_at", t->created_at) != 0
+        || (strcmp(t->kind, "p2p") == 0
+            && (json_object_set_new(o, "fee", json_integer(t->fee)) != 0
+                || json_object_set_new(o, "cashback",
+                                       json_integer(t->cashback)) != 0)))
     {
         json_decref(o);
         return NULL;
@@ -343,6 +357,10 @@ ledger_transfer_find(const char *id, const char *caller, int staff,
     if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
         rc = PQntuples(res) == 1
              ? (ledger_transfer_from_row(res, 0, 0, t) == 0 ? 1 : -2) : 0;
+        if (rc == 1) {
+            t->fee = strtoll(PQgetvalue(res, 0, 10), NULL, 10);
+            t->cashback = strtoll(PQgetvalue(res, 0, 11), NULL, 10);
+        }
     } else if (res != NULL) {
         kit_log(KIT_LOG_ERROR, "could not read transfer \"%s\": %s", id,
                 PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
@@ -377,4 +395,183 @@ ledger_transfers_get(kit_req_t *req)
         kit_reply_json(req, 200, ledger_transfer_json(&t));
     }
     free(t.reason);
+}
+
+
+/* ---- POST /v1/transfers/batch --------------------------------------- */
+
+/* One item's outcome in a batch answer; NULL when out of memory. */
+static json_t *
+ledger_item_result(const ledger_item_t *it)
+{
+    size_t  i;
+
+    if (strcmp(it->code, "ok") == 0) {
+        return json_pack("{s:i, s:b, s:o}", "status", 201, "replayed",
+                         it->replayed, "transfer",
+                         ledger_transfer_json(&it->t));
+    }
+    if (strcmp(it->code, "idempotency_conflict") == 0) {
+        return json_pack("{s:i, s:s, s:s}", "status", 409, "code", it->code,
+                         "detail", "idempotency_key was already used with a "
+                         "different request");
+    }
+    for (i = 0; i < sizeof(ledger_refusals) / sizeof(ledger_refusals[0]);
+         i++)
+    {
+        if (strcmp(it->code, ledger_refusals[i].code) == 0) {
+            return json_pack("{s:i, s:s, s:s, s:b}", "status", 422, "code",
+                             it->code, "detail", ledger_refusals[i].detail,
+                             "replayed", it->replayed);
+        }
+    }
+    return json_pack("{s:i, s:s}", "status", 500, "code", it->code);
+}
+
+
+/*
+ * Reads element k of the batch into a new item; NULL after adding its
+ * problems (pointers under /transfers/k) to errors.
+ */
+static ledger_item_t *
+ledger_batch_item(kit_req_t *req, const char *caller, json_t *el, size_t k,
+    json_t *errors)
+{
+    ledger_item_t  *it;
+    const char     *key;
+    json_t         *body, *own, *e;
+    char            ptr[64];
+    size_t          i;
+
+    it = ledger_item_new(req, LEDGER_OP_P2P);
+    body = json_is_object(el) ? json_copy(el) : NULL;
+    own = json_array();
+    if (it == NULL || body == NULL || own == NULL) {
+        snprintf(ptr, sizeof(ptr), "/transfers/%zu", k);
+        ledger_error_add(errors, ptr, "must be a transfer object");
+        goto failed;
+    }
+    key = json_string_value(json_object_get(body, "idempotency_key"));
+    if (key == NULL || !ledger_idem_key_valid(key)) {
+        ledger_error_add(own, "/idempotency_key", "is required: 1 to 255 "
+                         "printable ASCII characters");
+    } else {
+        snprintf(it->idem_key, sizeof(it->idem_key), "%s", key);
+    }
+    json_object_del(body, "idempotency_key");
+    ledger_transfer_read(body, ledger_cf.transfer_max, it, own);
+    json_array_foreach(own, i, e) {
+        snprintf(ptr, sizeof(ptr), "/transfers/%zu%s", k,
+                 json_string_value(json_object_get(e, "pointer")));
+        ledger_error_add(errors, ptr,
+                         json_string_value(json_object_get(e, "message")));
+    }
+    if (json_array_size(own) > 0 || ledger_request_hash(it) != 0) {
+        goto failed;
+    }
+    json_decref(own);
+    json_decref(body);
+    snprintf(it->actor, sizeof(it->actor), "%s", caller);
+    snprintf(it->request_id, sizeof(it->request_id), "%s",
+             kit_req_identity(req)->request_id);
+    return it;
+
+failed:
+    json_decref(own);
+    json_decref(body);
+    ledger_item_free(it);
+    return NULL;
+}
+
+
+/* The items of the body's "transfers" into items; n, or -1 after answering. */
+static int
+ledger_batch_items(kit_req_t *req, const char *caller, json_t *body,
+    ledger_item_t **items)
+{
+    json_t  *list, *el, *errors;
+    size_t   k, j, n;
+    char     ptr[64];
+
+    list = json_object_get(body, "transfers");
+    n = json_array_size(list);
+    errors = json_array();
+    if (!json_is_array(list) || n == 0 || n > LEDGER_BATCH_ROUTE_MAX
+        || json_object_size(body) != 1)
+    {
+        ledger_error_add(errors, "/transfers", "is required, alone: an array "
+                         "of 1 to " LEDGER_STR(LEDGER_BATCH_ROUTE_MAX)
+                         " transfers");
+        kit_reply_invalid(req, "request has invalid fields", errors);
+        return -1;
+    }
+    json_array_foreach(list, k, el) {
+        items[k] = ledger_batch_item(req, caller, el, k, errors);
+        for (j = 0; items[k] != NULL && j < k; j++) {
+            if (items[j] != NULL
+                && strcmp(items[j]->idem_key, items[k]->idem_key) == 0)
+            {
+                snprintf(ptr, sizeof(ptr), "/transfers/%zu/idempotency_key",
+                         k);
+                ledger_error_add(errors, ptr, "is used twice in this batch");
+                break;
+            }
+        }
+    }
+    if (json_array_size(errors) > 0) {
+        for (k = 0; k < n; k++) {
+            ledger_item_free(items[k]);
+        }
+        kit_reply_invalid(req, "request has invalid fields", errors);
+        return -1;
+    }
+    json_decref(errors);
+    return (int) n;
+}
+
+
+void
+ledger_transfers_batch(kit_req_t *req)
+{
+    ledger_item_t  **items;
+    const char      *caller;
+    json_t          *body, *results, *r;
+    int              n, k, rc;
+
+    caller = ledger_caller(req);
+    if (caller == NULL) {
+        return;
+    }
+    body = ledger_request_body(req);
+    if (body == NULL) {
+        return;
+    }
+    items = calloc(LEDGER_BATCH_ROUTE_MAX, sizeof(*items));
+    n = items != NULL ? ledger_batch_items(req, caller, body, items) : -1;
+    json_decref(body);
+    if (items == NULL) {
+        kit_reply_problem(req, 503, NULL, "out of memory");
+    }
+    if (n < 0) {
+        free(items);
+        return;
+    }
+    rc = ledger_post(items, n);
+    results = rc == LEDGER_POST_OK ? json_array() : NULL;
+    for (k = 0; k < n; k++) {
+        r = results != NULL ? ledger_item_result(items[k]) : NULL;
+        if (r == NULL || json_array_append_new(results, r) != 0) {
+            json_decref(results);
+            results = NULL;
+        }
+        ledger_item_free(items[k]);
+    }
+    free(items);
+    if (rc == LEDGER_POST_UNAVAILABLE) {
+        ledger_reply_unavailable(req, "database is not available");
+    } else if (results == NULL) {
+        kit_reply_problem(req, 500, NULL, "could not post the transfers");
+    } else {
+        kit_reply_json(req, 200, json_pack("{s:o}", "results", results));
+    }
 }

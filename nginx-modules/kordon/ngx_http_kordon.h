@@ -22,15 +22,54 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "kordon_metrics_core.h"
+
 
 /* request headers with this name prefix belong to the edge, not clients */
 #define NGX_HTTP_KORDON_RESERVED_PREFIX  "x-kordon-"
 
 #define NGX_HTTP_KORDON_PROBLEM_TYPE     "application/problem+json"
 
+/* a kordon_route value may not be longer (it is a metrics label) */
+#define NGX_HTTP_KORDON_ROUTE_LEN_MAX    255
+
 /* title and detail are cut to this many bytes before escaping */
 #define NGX_HTTP_KORDON_PROBLEM_TEXT_MAX  1024
 
+
+typedef struct {
+    ngx_array_t               routes;        /* ngx_str_t, configured */
+    ngx_hash_t                route_hash;    /* name -> index + 1 */
+    ngx_int_t                 route_index;   /* of $kordon_route */
+} ngx_http_kordon_main_conf_t;
+
+
+/*
+ * The request's route template ($kordon_route, "" when none) and its
+ * number in the configured set: i + 1 for ngx_http_kordon_routes()[i],
+ * 0 for a value outside the set.  Reads the main request's variable.
+ */
+ngx_uint_t ngx_http_kordon_route(ngx_http_request_t *r, ngx_str_t *route);
+
+/*
+ * At configuration time, from a postconfiguration handler: the route
+ * names without variables that the configuration holds (ngx_str_t).
+ */
+ngx_array_t *ngx_http_kordon_routes(ngx_conf_t *cf);
+
+/*
+ * From a postconfiguration handler: the index of a variable some loaded
+ * module defines, or NGX_ERROR when none does (asking nginx for the
+ * index of an undefined name would make it refuse the configuration).
+ */
+ngx_int_t ngx_http_kordon_variable_index(ngx_conf_t *cf, char *name);
+
+/*
+ * The counters of kordon_events in the metrics zone, or NULL before the
+ * zone exists (nginx -t) or when kordon_metrics is not loaded.  Workers
+ * add with kordon_metrics_add() (kordon_metrics_core.h).
+ */
+kordon_metrics_kafka_t *ngx_http_kordon_metrics_kafka(void);
 
 /*
  * Sends a complete problem+json response and returns what a content

@@ -18,6 +18,16 @@
  * values are dropped whenever the list changes.  Underscores count as
  * dashes ("X_Kordon_User"), as some backends treat them alike when
  * underscores_in_headers is on.
+ *
+ * The route: "kordon_route" names the route template of a location (by
+ * default the location's own name, "/v1/accounts/"), which metrics and
+ * events label requests with instead of the raw URI.  $kordon_route is
+ * set on entering each location (a rewrite phase handler) and kept in
+ * r->variables, which internal redirects leave alone, so an error page
+ * still reports the route that failed, not "/.kordon/problem".  Route
+ * names without variables make the configured set; a runtime value
+ * outside it is "other" (ngx_http_kordon_route()), so label values stay
+ * a finite list read from the configuration.
  */
 
 
@@ -29,6 +39,8 @@
 
 typedef struct {
     ngx_flag_t                strip_headers;
+    ngx_http_complex_value_t *route;
+    ngx_flag_t                route_default;   /* the location's name */
 } ngx_http_kordon_loc_conf_t;
 
 
@@ -54,6 +66,17 @@ static ngx_http_kordon_ctx_t *ngx_http_kordon_get_ctx(ngx_http_request_t *r);
 static ngx_http_kordon_ctx_t *ngx_http_kordon_create_ctx(
     ngx_http_request_t *r);
 static void ngx_http_kordon_cleanup(void *data);
+static ngx_int_t ngx_http_kordon_route_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_kordon_route_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_kordon_route_value(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v);
+static char *ngx_http_kordon_route_add(ngx_conf_t *cf,
+    ngx_http_kordon_loc_conf_t *conf);
+static ngx_int_t ngx_http_kordon_route_hash(ngx_conf_t *cf,
+    ngx_http_kordon_main_conf_t *kmcf);
+static ngx_int_t ngx_http_kordon_add_variables(ngx_conf_t *cf);
+static void *ngx_http_kordon_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_kordon_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_kordon_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -69,15 +92,22 @@ static ngx_command_t  ngx_http_kordon_commands[] = {
       offsetof(ngx_http_kordon_loc_conf_t, strip_headers),
       NULL },
 
+    { ngx_string("kordon_route"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_kordon_loc_conf_t, route),
+      NULL },
+
       ngx_null_command
 };
 
 
 static ngx_http_module_t  ngx_http_kordon_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_kordon_add_variables,         /* preconfiguration */
     ngx_http_kordon_init,                  /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_kordon_create_main_conf,      /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
@@ -332,6 +362,211 @@ ngx_http_kordon_reserved_header(u_char *lowcase_key, size_t len)
  * list must still be found after them, as the realip module does.
  */
 
+/*
+ * Rewrite phase: the location's route becomes $kordon_route, unless the
+ * request came here as an error page (then the failed location's stays).
+ */
+
+static ngx_int_t
+ngx_http_kordon_route_handler(ngx_http_request_t *r)
+{
+    ngx_http_kordon_main_conf_t  *kmcf;
+
+    if (r != r->main || r->error_page) {
+        return NGX_DECLINED;
+    }
+
+    kmcf = ngx_http_get_module_main_conf(r, ngx_http_kordon_module);
+
+    if (ngx_http_kordon_route_value(r, &r->variables[kmcf->route_index])
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * $kordon_route read before the rewrite phase set it: the current
+ * location's, unless the request never reached one before an error page
+ * took it (a request line nginx could not parse): then none, so that it
+ * counts as "other" rather than under the error page's location.
+ */
+
+static ngx_int_t
+ngx_http_kordon_route_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    if (r->error_page) {
+        v->len = 0;
+        v->data = (u_char *) "";
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+        return NGX_OK;
+    }
+
+    return ngx_http_kordon_route_value(r, v);
+}
+
+
+static ngx_int_t
+ngx_http_kordon_route_value(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v)
+{
+    ngx_str_t                    value;
+    ngx_http_kordon_loc_conf_t  *klcf;
+
+    klcf = ngx_http_get_module_loc_conf(r, ngx_http_kordon_module);
+
+    if (klcf->route == NULL) {
+        ngx_str_null(&value);
+
+    } else if (ngx_http_complex_value(r, klcf->route, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    v->data = value.data;
+    v->len = value.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_http_kordon_route(ngx_http_request_t *r, ngx_str_t *route)
+{
+    ngx_uint_t                    key;
+    ngx_http_variable_value_t    *v;
+    ngx_http_kordon_main_conf_t  *kmcf;
+
+    kmcf = ngx_http_get_module_main_conf(r->main, ngx_http_kordon_module);
+
+    v = ngx_http_get_indexed_variable(r->main, kmcf->route_index);
+
+    if (v == NULL || v->not_found || v->len == 0) {
+        ngx_str_set(route, "");
+        return 0;
+    }
+
+    route->data = v->data;
+    route->len = v->len;
+
+    key = ngx_hash_key(v->data, v->len);
+
+    return (uintptr_t) ngx_hash_find(&kmcf->route_hash, key, v->data, v->len);
+}
+
+
+ngx_array_t *
+ngx_http_kordon_routes(ngx_conf_t *cf)
+{
+    ngx_http_kordon_main_conf_t  *kmcf;
+
+    kmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_kordon_module);
+
+    return &kmcf->routes;
+}
+
+
+/* a route without variables joins the configured set, once */
+
+static char *
+ngx_http_kordon_route_add(ngx_conf_t *cf, ngx_http_kordon_loc_conf_t *conf)
+{
+    ngx_str_t                    *name, *route;
+    ngx_uint_t                    i;
+    ngx_http_kordon_main_conf_t  *kmcf;
+
+    if (conf->route->lengths != NULL || conf->route->value.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    name = &conf->route->value;
+
+    if (name->len > NGX_HTTP_KORDON_ROUTE_LEN_MAX) {
+        if (conf->route_default) {
+            return NGX_CONF_OK;     /* a long regex counts as "other" */
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "kordon_route \"%V\" is longer than %d bytes",
+                           name, NGX_HTTP_KORDON_ROUTE_LEN_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    kmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_kordon_module);
+
+    route = kmcf->routes.elts;
+
+    for (i = 0; i < kmcf->routes.nelts; i++) {
+        if (route[i].len == name->len
+            && ngx_strncmp(route[i].data, name->data, name->len) == 0)
+        {
+            return NGX_CONF_OK;
+        }
+    }
+
+    route = ngx_array_push(&kmcf->routes);
+    if (route == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *route = *name;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the configured set by name: the value of route i is i + 1 */
+
+static ngx_int_t
+ngx_http_kordon_route_hash(ngx_conf_t *cf, ngx_http_kordon_main_conf_t *kmcf)
+{
+    ngx_str_t       *route;
+    ngx_uint_t       i;
+    ngx_array_t      keys;
+    ngx_hash_key_t  *k;
+    ngx_hash_init_t  hash;
+
+    if (ngx_array_init(&keys, cf->temp_pool, kmcf->routes.nelts + 1,
+                       sizeof(ngx_hash_key_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    route = kmcf->routes.elts;
+
+    for (i = 0; i < kmcf->routes.nelts; i++) {
+        k = ngx_array_push(&keys);
+        if (k == NULL) {
+            return NGX_ERROR;
+        }
+
+        k->key = route[i];
+        k->key_hash = ngx_hash_key(route[i].data, route[i].len);
+        k->value = (void *) (uintptr_t) (i + 1);
+    }
+
+    hash.hash = &kmcf->route_hash;
+    hash.key = ngx_hash_key;
+    hash.max_size = 4096;
+    hash.bucket_size = ngx_align(NGX_HTTP_KORDON_ROUTE_LEN_MAX
+                                 + 4 * sizeof(void *), ngx_cacheline_size);
+    hash.name = "kordon_route_hash";
+    hash.pool = cf->pool;
+    hash.temp_pool = NULL;
+
+    return ngx_hash_init(&hash, keys.elts, keys.nelts);
+}
+
+
 static ngx_http_kordon_ctx_t *
 ngx_http_kordon_get_ctx(ngx_http_request_t *r)
 {
@@ -390,6 +625,44 @@ ngx_http_kordon_cleanup(void *data)
 }
 
 
+static ngx_int_t
+ngx_http_kordon_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var;
+
+    static ngx_str_t  name = ngx_string("kordon_route");
+
+    var = ngx_http_add_variable(cf, &name, 0);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_kordon_route_variable;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_kordon_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_kordon_main_conf_t  *kmcf;
+
+    kmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_kordon_main_conf_t));
+    if (kmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&kmcf->routes, cf->pool, 16, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return kmcf;
+}
+
+
 static void *
 ngx_http_kordon_create_loc_conf(ngx_conf_t *cf)
 {
@@ -412,19 +685,58 @@ ngx_http_kordon_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_kordon_loc_conf_t *prev = parent;
     ngx_http_kordon_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t  *clcf;
+
     ngx_conf_merge_value(conf->strip_headers, prev->strip_headers, 1);
 
-    return NGX_CONF_OK;
+    /*
+     * An explicit kordon_route is inherited; the default is each
+     * location's own name ("" at the server level).
+     */
+
+    if (conf->route == NULL) {
+        if (prev->route != NULL && !prev->route_default) {
+            conf->route = prev->route;
+
+        } else {
+            clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+            conf->route = ngx_pcalloc(cf->pool,
+                                      sizeof(ngx_http_complex_value_t));
+            if (conf->route == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            conf->route->value = clcf->name;
+            conf->route_default = 1;
+        }
+    }
+
+    return ngx_http_kordon_route_add(cf, conf);
 }
 
 
 static ngx_int_t
 ngx_http_kordon_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_str_t                     name;
+    ngx_http_handler_pt          *h;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_kordon_main_conf_t  *kmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    kmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_kordon_module);
+
+    ngx_str_set(&name, "kordon_route");
+
+    kmcf->route_index = ngx_http_get_variable_index(cf, &name);
+    if (kmcf->route_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_kordon_route_hash(cf, kmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
     if (h == NULL) {
@@ -445,6 +757,13 @@ ngx_http_kordon_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_kordon_strip_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_kordon_route_handler;
 
     return NGX_OK;
 }

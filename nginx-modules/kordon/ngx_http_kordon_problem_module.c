@@ -33,6 +33,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_complex_value_t  *detail;
+    ngx_flag_t                 request_id;
 } ngx_http_kordon_problem_loc_conf_t;
 
 
@@ -58,6 +59,9 @@ static ngx_chain_t *ngx_http_kordon_problem_body(ngx_http_request_t *r,
 static size_t ngx_http_kordon_utf8_len(u_char *p, size_t size);
 static void *ngx_http_kordon_problem_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_kordon_problem_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_kordon_problem_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static ngx_int_t ngx_http_kordon_request_id_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_kordon_problem_init(ngx_conf_t *cf);
 static char *ngx_http_kordon_problem(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -70,6 +74,13 @@ static ngx_command_t  ngx_http_kordon_problem_commands[] = {
       ngx_http_kordon_problem,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("kordon_request_id"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_kordon_problem_loc_conf_t, request_id),
       NULL },
 
       ngx_null_command
@@ -87,7 +98,7 @@ static ngx_http_module_t  ngx_http_kordon_problem_module_ctx = {
     NULL,                                  /* merge server configuration */
 
     ngx_http_kordon_problem_create_loc_conf, /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_http_kordon_problem_merge_loc_conf /* merge location configuration */
 };
 
 
@@ -183,6 +194,8 @@ static ngx_http_kordon_problem_text_t  ngx_http_kordon_problem_texts[] = {
 
 
 static ngx_str_t  ngx_http_kordon_request_id_name = ngx_string("request_id");
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
 /*
@@ -401,7 +414,10 @@ ngx_http_kordon_problem_headers(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
-/* sets X-Request-Id, replacing a value an earlier attempt left */
+/*
+ * Sets X-Request-Id, replacing a value an earlier attempt left and
+ * dropping any further copy, so that an answer carries exactly one.
+ */
 
 static ngx_int_t
 ngx_http_kordon_problem_request_id_header(ngx_http_request_t *r,
@@ -411,6 +427,7 @@ ngx_http_kordon_problem_request_id_header(ngx_http_request_t *r,
     ngx_list_part_t  *part;
     ngx_table_elt_t  *header, *h;
 
+    h = NULL;
     part = &r->headers_out.headers.part;
     header = part->elts;
 
@@ -432,9 +449,18 @@ ngx_http_kordon_problem_request_id_header(ngx_http_request_t *r,
                                sizeof("X-Request-Id") - 1)
                == 0)
         {
-            header[i].value = *id;
-            return NGX_OK;
+            if (h == NULL) {
+                h = &header[i];
+                h->value = *id;
+
+            } else {
+                header[i].hash = 0;
+            }
         }
+    }
+
+    if (h != NULL) {
+        return NGX_OK;
     }
 
     h = ngx_list_push(&r->headers_out.headers);
@@ -709,7 +735,24 @@ ngx_http_kordon_problem_create_loc_conf(ngx_conf_t *cf)
      *     conf->detail = NULL;
      */
 
+    conf->request_id = NGX_CONF_UNSET;
+
     return conf;
+}
+
+
+/* "kordon_problem"'s detail belongs to its own location: not merged */
+
+static char *
+ngx_http_kordon_problem_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_http_kordon_problem_loc_conf_t *prev = parent;
+    ngx_http_kordon_problem_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->request_id, prev->request_id, 0);
+
+    return NGX_CONF_OK;
 }
 
 
@@ -727,7 +770,42 @@ ngx_http_kordon_problem_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_kordon_request_id_filter;
+
     return NGX_OK;
+}
+
+
+/*
+ * "kordon_request_id on": every answer of the main request carries
+ * exactly one X-Request-Id, $request_id.  add_header cannot promise
+ * that: it appends to the copy an error sent by a module already set.
+ */
+
+static ngx_int_t
+ngx_http_kordon_request_id_filter(ngx_http_request_t *r)
+{
+    ngx_str_t                            id;
+    ngx_http_kordon_problem_loc_conf_t  *kplcf;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    kplcf = ngx_http_get_module_loc_conf(r, ngx_http_kordon_problem_module);
+
+    if (!kplcf->request_id) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (ngx_http_kordon_problem_request_id(r, &id) != NGX_OK
+        || ngx_http_kordon_problem_request_id_header(r, &id) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_next_header_filter(r);
 }
 
 

@@ -6,7 +6,10 @@
  *     ngx_http_kordon_jwt_handler.c    the access phase handler
  *     ngx_http_kordon_jwt_identity.c   roles, scopes, signed identity
  *     ngx_http_kordon_jwt_cache.c      the shared cache of verified tokens
- *     ngx_http_kordon_jwt_variables.c  $kordon_jwt_*
+ *     ngx_http_kordon_jwt_variables.c  $kordon_jwt_*, $kordon_auth_error,
+ *                                      $kordon_api_key_id
+ *     ngx_http_kordon_jwt_revoke.c     revocations: Redis stream -> shm
+ *     ngx_http_kordon_jwt_apikey.c     X-Api-Key, looked up in Redis
  *
  * The verification itself is kordon_jwt_core.c and the signature
  * kordon_identity_core.c, both free of nginx and unit-tested alone.
@@ -31,7 +34,7 @@
 /* the credentials "kordon_auth" accepts, a bit each */
 #define NGX_HTTP_KORDON_AUTH_OFF          0x0000
 #define NGX_HTTP_KORDON_AUTH_JWT          0x0001
-#define NGX_HTTP_KORDON_AUTH_APIKEY       0x0002    /* reserved, issue 3 */
+#define NGX_HTTP_KORDON_AUTH_APIKEY       0x0002
 
 /* $kordon_jwt_cache_status */
 #define NGX_HTTP_KORDON_JWT_CACHE_NONE    0
@@ -89,6 +92,11 @@ typedef struct {
  * not, and must not block: it reads shared memory only.
  */
 
+typedef struct ngx_http_kordon_revoke_s        ngx_http_kordon_revoke_t;
+typedef struct ngx_http_kordon_apikeys_s       ngx_http_kordon_apikeys_t;
+typedef struct ngx_http_kordon_apikey_entry_s  ngx_http_kordon_apikey_entry_t;
+
+
 typedef ngx_int_t (*ngx_http_kordon_jwt_revoked_pt)(ngx_http_request_t *r,
     ngx_http_kordon_jwt_identity_t *id, void *data);
 
@@ -102,6 +110,9 @@ typedef struct {
 
     ngx_http_kordon_jwt_revoked_pt   revoked;
     void                            *revoked_data;
+
+    ngx_http_kordon_revoke_t        *revocations; /* kordon_jwt_revocations */
+    ngx_http_kordon_apikeys_t       *apikeys;     /* kordon_apikeys */
 } ngx_http_kordon_jwt_main_conf_t;
 
 
@@ -140,7 +151,17 @@ typedef struct {
     ngx_http_kordon_jwt_identity_t   id;
     kordon_jwt_claims_t             *claims;      /* lazily, for claims */
     ngx_uint_t                       cache_status;
+
+    ngx_str_t                        error;       /* $kordon_auth_error */
+    const char                      *reason;      /* the problem's detail */
+
+    ngx_str_t                        apikey_id;   /* $kordon_api_key_id */
+    u_char                          *apikey_secret;
+    ngx_http_kordon_apikey_entry_t  *apikey;      /* the record */
+
     unsigned                         verified:1;
+    unsigned                         apikey_done:1;  /* record in apikey */
+    unsigned                         resume:1;    /* run again by a reply */
 } ngx_http_kordon_jwt_ctx_t;
 
 
@@ -148,6 +169,22 @@ typedef struct {
 ngx_int_t ngx_http_kordon_jwt_handler(ngx_http_request_t *r);
 ngx_http_kordon_jwt_ctx_t *ngx_http_kordon_jwt_get_ctx(
     ngx_http_request_t *r);
+
+ngx_int_t ngx_http_kordon_jwt_unavailable(ngx_http_request_t *r,
+    ngx_http_kordon_jwt_ctx_t *ctx);
+
+/* ngx_http_kordon_jwt_revoke.c */
+char *ngx_http_kordon_jwt_revocations(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_kordon_jwt_revoke_init_process(ngx_cycle_t *cycle,
+    ngx_http_kordon_revoke_t *rv);
+
+/* ngx_http_kordon_jwt_apikey.c */
+char *ngx_http_kordon_jwt_apikeys(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_uint_t ngx_http_kordon_jwt_apikey_present(ngx_http_request_t *r);
+ngx_int_t ngx_http_kordon_jwt_apikey(ngx_http_request_t *r,
+    ngx_http_kordon_jwt_ctx_t *ctx);
 
 /* ngx_http_kordon_jwt_identity.c */
 ngx_int_t ngx_http_kordon_jwt_authorize(ngx_http_request_t *r,

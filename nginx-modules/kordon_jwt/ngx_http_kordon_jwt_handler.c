@@ -23,10 +23,15 @@
  * of a verification; what is kept for the request is the identity,
  * copied into the request pool.
  *
- * Seam for API keys (issue 3): "kordon_auth jwt apikey" would try the
- * bearer token first and, with no Authorization header, X-Api-Key,
- * looked up through the asynchronous Redis client: step 2 then returns
- * NGX_AGAIN and the handler is called again when the answer is in.
+ * API keys ("kordon_auth apikey", or "jwt apikey": a bearer token wins
+ * when both are sent, X-Api-Key is used only without one) replace steps
+ * 1 to 3 by ngx_http_kordon_jwt_apikey.c: a lookup that is not in its
+ * cache parks the request (NGX_DONE) and the Redis reply runs the phases
+ * again, so this handler is called once more and finds the record in its
+ * ctx (ctx->resume).  No answer from Redis: 503.
+ *
+ * Every refusal leaves a short word in ctx->error for $kordon_auth_error
+ * (missing, malformed, expired, revoked, forbidden, bad_api_key, ...).
  */
 
 
@@ -38,6 +43,10 @@
 
 static ngx_int_t ngx_http_kordon_jwt_authenticate(ngx_http_request_t *r,
     ngx_http_kordon_jwt_loc_conf_t *klcf, ngx_http_kordon_jwt_ctx_t *ctx);
+static ngx_int_t ngx_http_kordon_jwt_by_apikey(ngx_http_request_t *r,
+    ngx_http_kordon_jwt_ctx_t *ctx);
+static void ngx_http_kordon_jwt_set_error(ngx_http_kordon_jwt_ctx_t *ctx,
+    int rc);
 static ngx_int_t ngx_http_kordon_jwt_bearer(ngx_http_request_t *r,
     ngx_str_t *token);
 static int ngx_http_kordon_jwt_verify(ngx_http_request_t *r,
@@ -58,7 +67,7 @@ static ngx_int_t ngx_http_kordon_jwt_copy(ngx_http_request_t *r,
 static ngx_int_t ngx_http_kordon_jwt_unauthorized(ngx_http_request_t *r,
     char *error, const char *reason);
 static ngx_int_t ngx_http_kordon_jwt_challenge(ngx_http_request_t *r,
-    char *error, const char *reason);
+    char *scheme, char *error, const char *reason);
 static ngx_int_t ngx_http_kordon_jwt_forbidden(ngx_http_request_t *r,
     ngx_http_kordon_jwt_identity_t *id, ngx_str_t *detail);
 static ngx_http_kordon_jwt_ctx_t *ngx_http_kordon_jwt_create_ctx(
@@ -76,7 +85,7 @@ ngx_http_kordon_jwt_handler(ngx_http_request_t *r)
 
     klcf = ngx_http_get_module_loc_conf(r, ngx_http_kordon_jwt_module);
 
-    if (!(klcf->auth & NGX_HTTP_KORDON_AUTH_JWT)) {
+    if (klcf->auth == NGX_HTTP_KORDON_AUTH_OFF) {
         return NGX_DECLINED;
     }
 
@@ -91,13 +100,28 @@ ngx_http_kordon_jwt_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+    } else if (ctx->resume) {
+        /* run again by the reply of an API key lookup */
+        ctx->resume = 0;
+
     } else {
         /* again after an internal redirect: this location decides */
         ngx_memzero(ctx, sizeof(ngx_http_kordon_jwt_ctx_t));
     }
 
     rc = ngx_http_kordon_jwt_authenticate(r, klcf, ctx);
+
+    if (rc == NGX_AGAIN) {
+        ctx->resume = 1;
+        ngx_http_finalize_request(r, NGX_DONE);
+        return NGX_DONE;
+    }
+
     if (rc != NGX_OK) {
+        if (rc == NGX_HTTP_INTERNAL_SERVER_ERROR) {
+            ngx_str_set(&ctx->error, "unavailable");
+        }
+
         return rc;
     }
 
@@ -106,12 +130,14 @@ ngx_http_kordon_jwt_handler(ngx_http_request_t *r)
     rc = ngx_http_kordon_jwt_authorize(r, klcf, &ctx->id, &detail);
 
     if (rc == NGX_DECLINED) {
+        ngx_str_set(&ctx->error, "forbidden");
         return ngx_http_kordon_jwt_forbidden(r, &ctx->id, &detail);
     }
 
     if (rc != NGX_OK
         || ngx_http_kordon_jwt_pass_identity(r, klcf, &ctx->id) != NGX_OK)
     {
+        ngx_str_set(&ctx->error, "unavailable");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -133,14 +159,27 @@ ngx_http_kordon_jwt_authenticate(ngx_http_request_t *r,
     ngx_int_t                         n;
     ngx_http_kordon_jwt_main_conf_t  *kmcf;
 
+    if (!(klcf->auth & NGX_HTTP_KORDON_AUTH_JWT)) {
+        return ngx_http_kordon_jwt_by_apikey(r, ctx);
+    }
+
     n = ngx_http_kordon_jwt_bearer(r, &ctx->token);
 
+    if (n == NGX_DECLINED
+        && ((klcf->auth & NGX_HTTP_KORDON_AUTH_APIKEY)
+            && ngx_http_kordon_jwt_apikey_present(r)))
+    {
+        return ngx_http_kordon_jwt_by_apikey(r, ctx);
+    }
+
     if (n == NGX_DECLINED) {
+        ngx_str_set(&ctx->error, "missing");
         return ngx_http_kordon_jwt_unauthorized(r, NULL,
                                                 "missing bearer token");
     }
 
     if (n == NGX_ERROR) {
+        ngx_str_set(&ctx->error, "malformed");
         return ngx_http_kordon_jwt_unauthorized(r, "invalid_request",
                                              "malformed authorization header");
     }
@@ -157,6 +196,7 @@ ngx_http_kordon_jwt_authenticate(ngx_http_request_t *r,
     }
 
     if (rc != KORDON_JWT_OK) {
+        ngx_http_kordon_jwt_set_error(ctx, rc);
         return ngx_http_kordon_jwt_unauthorized(r, "invalid_token",
                                                 kordon_jwt_strerror(rc));
     }
@@ -170,11 +210,121 @@ ngx_http_kordon_jwt_authenticate(ngx_http_request_t *r,
     n = kmcf->revoked(r, &ctx->id, kmcf->revoked_data);
 
     if (n == NGX_DECLINED) {
+        ngx_str_set(&ctx->error, "revoked");
         return ngx_http_kordon_jwt_unauthorized(r, "invalid_token",
                                                 "token revoked");
     }
 
     return (n == NGX_OK) ? NGX_OK : NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+/*
+ * Steps 1 to 3 with X-Api-Key: NGX_OK, NGX_AGAIN (parked until Redis
+ * answers), NGX_DONE when a 401 or 503 was sent, or a 500.
+ */
+
+static ngx_int_t
+ngx_http_kordon_jwt_by_apikey(ngx_http_request_t *r,
+    ngx_http_kordon_jwt_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+    ngx_str_t  detail;
+
+    rc = ngx_http_kordon_jwt_apikey(r, ctx);
+
+    if (rc == NGX_OK || rc == NGX_AGAIN) {
+        return rc;
+    }
+
+    if (rc == NGX_BUSY) {
+        ngx_http_finalize_request(r, ngx_http_kordon_jwt_unavailable(r, ctx));
+        return NGX_DONE;
+    }
+
+    if (rc != NGX_DECLINED) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "kordon jwt: unauthorized: %s", ctx->reason);
+
+    if (ngx_http_kordon_jwt_challenge(r, "ApiKey", NULL, NULL) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    detail.data = (u_char *) ctx->reason;
+    detail.len = ngx_strlen(ctx->reason);
+
+    rc = ngx_http_kordon_problem_send(r, NGX_HTTP_UNAUTHORIZED, NULL,
+                                      &detail);
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * 503 when the key store did not answer; called from the handler or from
+ * the Redis reply, so it returns what to finalize the request with.
+ */
+
+ngx_int_t
+ngx_http_kordon_jwt_unavailable(ngx_http_request_t *r,
+    ngx_http_kordon_jwt_ctx_t *ctx)
+{
+    ngx_str_t  detail;
+
+    detail.data = (u_char *) ctx->reason;
+    detail.len = ngx_strlen(ctx->reason);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "kordon jwt: unavailable: %s", ctx->reason);
+
+    return ngx_http_kordon_problem_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        NULL, &detail);
+}
+
+
+/* the core's reason to refuse a token, as $kordon_auth_error says it */
+
+static void
+ngx_http_kordon_jwt_set_error(ngx_http_kordon_jwt_ctx_t *ctx, int rc)
+{
+    switch (rc) {
+
+    case KORDON_JWT_EEXPIRED:
+        ngx_str_set(&ctx->error, "expired");
+        break;
+
+    case KORDON_JWT_ENOTYET:
+    case KORDON_JWT_EFUTURE:
+        ngx_str_set(&ctx->error, "not_yet_valid");
+        break;
+
+    case KORDON_JWT_ESIG:
+    case KORDON_JWT_ENONE:
+    case KORDON_JWT_EALG:
+        ngx_str_set(&ctx->error, "bad_signature");
+        break;
+
+    case KORDON_JWT_EUNKNOWNKEY:
+    case KORDON_JWT_ENOKID:
+        ngx_str_set(&ctx->error, "unknown_key");
+        break;
+
+    case KORDON_JWT_EISS:
+        ngx_str_set(&ctx->error, "wrong_issuer");
+        break;
+
+    case KORDON_JWT_EAUD:
+        ngx_str_set(&ctx->error, "wrong_audience");
+        break;
+
+    default:
+        ngx_str_set(&ctx->error, "malformed");
+    }
 }
 
 
@@ -494,7 +644,7 @@ ngx_http_kordon_jwt_unauthorized(ngx_http_request_t *r, char *error,
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "kordon jwt: unauthorized: %s", reason);
 
-    if (ngx_http_kordon_jwt_challenge(r, error, reason) != NGX_OK) {
+    if (ngx_http_kordon_jwt_challenge(r, "Bearer", error, reason) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -511,14 +661,15 @@ ngx_http_kordon_jwt_unauthorized(ngx_http_request_t *r, char *error,
 
 
 /*
- * WWW-Authenticate: Bearer[ error="...", error_description="..."].  The
- * description may not hold '"' or '\' (RFC 6750, 3): the core's texts
- * quote claim names, which become single quotes here.
+ * WWW-Authenticate: Bearer[ error="...", error_description="..."], or
+ * "ApiKey" for a refused API key.  The description may not hold '"' or
+ * '\' (RFC 6750, 3): the core's texts quote claim names, which become
+ * single quotes here.
  */
 
 static ngx_int_t
-ngx_http_kordon_jwt_challenge(ngx_http_request_t *r, char *error,
-    const char *reason)
+ngx_http_kordon_jwt_challenge(ngx_http_request_t *r, char *scheme,
+    char *error, const char *reason)
 {
     u_char           *p;
     size_t            len;
@@ -533,7 +684,8 @@ ngx_http_kordon_jwt_challenge(ngx_http_request_t *r, char *error,
     ngx_str_set(&h->key, "WWW-Authenticate");
 
     if (error == NULL) {
-        ngx_str_set(&h->value, "Bearer");
+        h->value.data = (u_char *) scheme;
+        h->value.len = ngx_strlen(scheme);
         r->headers_out.www_authenticate = h;
         return NGX_OK;
     }

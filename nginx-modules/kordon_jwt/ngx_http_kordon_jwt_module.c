@@ -61,6 +61,7 @@ static char *ngx_http_kordon_jwt_check_loc_conf(ngx_conf_t *cf,
 static ngx_int_t ngx_http_kordon_jwt_verify_conf(ngx_conf_t *cf,
     ngx_http_kordon_jwt_loc_conf_t *conf);
 static ngx_int_t ngx_http_kordon_jwt_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_kordon_jwt_init_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_post_handler_pt  ngx_http_kordon_jwt_leeway_post =
@@ -149,6 +150,20 @@ static ngx_command_t  ngx_http_kordon_jwt_commands[] = {
       0,
       NULL },
 
+    { ngx_string("kordon_jwt_revocations"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_kordon_jwt_revocations,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("kordon_apikeys"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_kordon_jwt_apikeys,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -175,7 +190,7 @@ ngx_module_t  ngx_http_kordon_jwt_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_kordon_jwt_init_process,      /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -205,8 +220,10 @@ static ngx_http_kordon_jwt_method_t  ngx_http_kordon_jwt_methods_names[] = {
 
 
 /*
- * "kordon_auth jwt | off": a list of credentials a location accepts, so
- * that "kordon_auth jwt apikey" can follow once API keys exist.
+ * "kordon_auth jwt | apikey | jwt apikey | off": the credentials a
+ * location accepts.  With both, a request with "Authorization: Bearer"
+ * is judged by its token alone (X-Api-Key is then ignored); one without
+ * it by its X-Api-Key.
  */
 
 static char *
@@ -234,17 +251,12 @@ ngx_http_kordon_jwt_auth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             bit = NGX_HTTP_KORDON_AUTH_JWT;
 
         } else if (ngx_strcmp(value[i].data, "apikey") == 0) {
-
-            /* the seam: API keys need the asynchronous Redis client */
-
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"apikey\" is not supported yet");
-            return NGX_CONF_ERROR;
+            bit = NGX_HTTP_KORDON_AUTH_APIKEY;
 
         } else {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid value \"%V\", expected \"jwt\" "
-                               "or \"off\"", &value[i]);
+                               "invalid value \"%V\", expected \"jwt\", "
+                               "\"apikey\" or \"off\"", &value[i]);
             return NGX_CONF_ERROR;
         }
 
@@ -841,11 +853,12 @@ static char *
 ngx_http_kordon_jwt_check_loc_conf(ngx_conf_t *cf,
     ngx_http_kordon_jwt_loc_conf_t *conf)
 {
-    char                        *need;
-    ngx_array_t                 *rules;
-    ngx_http_kordon_jwt_rule_t  *rule;
+    char                             *need;
+    ngx_array_t                      *rules;
+    ngx_http_kordon_jwt_rule_t       *rule;
+    ngx_http_kordon_jwt_main_conf_t  *kmcf;
 
-    if (!(conf->auth & NGX_HTTP_KORDON_AUTH_JWT)) {
+    if (conf->auth == NGX_HTTP_KORDON_AUTH_OFF) {
         rules = conf->roles ? conf->roles : conf->scopes;
 
         if (rules == NULL) {
@@ -855,21 +868,35 @@ ngx_http_kordon_jwt_check_loc_conf(ngx_conf_t *cf,
         rule = rules->elts;
 
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"%s\" needs \"kordon_auth jwt\" in %s:%ui",
+                      "\"%s\" needs \"kordon_auth\" in %s:%ui",
                       rules == conf->roles ? "kordon_require_roles"
                                            : "kordon_require_scopes",
                       rule->file, rule->line);
         return NGX_CONF_ERROR;
     }
 
-    need = conf->keys == NULL ? "kordon_jwt_keys"
-           : conf->audience.len == 0 ? "kordon_jwt_audience"
-           : conf->identity == NULL ? "kordon_identity_key"
-           : NULL;
+    kmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_kordon_jwt_module);
+
+    need = conf->identity == NULL ? "kordon_identity_key" : NULL;
+
+    if (conf->auth & NGX_HTTP_KORDON_AUTH_JWT) {
+        need = conf->keys == NULL ? "kordon_jwt_keys"
+               : conf->audience.len == 0 ? "kordon_jwt_audience"
+               : need;
+    }
+
+    if ((conf->auth & NGX_HTTP_KORDON_AUTH_APIKEY) && kmcf->apikeys == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"kordon_auth apikey\" needs \"kordon_apikeys\" "
+                      "in %s:%ui", conf->file, conf->line);
+        return NGX_CONF_ERROR;
+    }
 
     if (need) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"kordon_auth jwt\" needs \"%s\" in %s:%ui",
+                      "\"kordon_auth %s\" needs \"%s\" in %s:%ui",
+                      (conf->auth & NGX_HTTP_KORDON_AUTH_JWT) ? "jwt"
+                                                              : "apikey",
                       need, conf->file, conf->line);
         return NGX_CONF_ERROR;
     }
@@ -990,4 +1017,26 @@ ngx_http_kordon_jwt_init(ngx_conf_t *cf)
     }
 
     return ngx_http_kordon_jwt_init_identity(cf);
+}
+
+
+static ngx_int_t
+ngx_http_kordon_jwt_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_kordon_jwt_main_conf_t  *kmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    kmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_kordon_jwt_module);
+
+    if (kmcf == NULL || kmcf->revocations == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_kordon_jwt_revoke_init_process(cycle, kmcf->revocations);
 }

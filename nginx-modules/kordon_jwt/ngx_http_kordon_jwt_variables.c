@@ -5,6 +5,12 @@
  *     $kordon_jwt_sub, $kordon_jwt_sid, $kordon_jwt_roles (joined by ","),
  *     $kordon_jwt_scope, $kordon_jwt_cache_status (HIT, MISS, BYPASS),
  *     $kordon_jwt_claim_<name> (any claim of the payload)
+ *     $kordon_auth_error: empty when authenticated or auth is off, else
+ *         missing, malformed, expired, not_yet_valid, bad_signature,
+ *         unknown_key, wrong_issuer, wrong_audience, revoked, forbidden,
+ *         bad_api_key, or unavailable (the edge could not decide: 503/500)
+ *     $kordon_api_key_id: the id of a well-formed X-Api-Key the location
+ *         looked at, accepted or not (empty otherwise)
  *
  * They are not found until the access phase verified a token, and not
  * cached, so a value read in the rewrite phase does not stick.  A claim
@@ -35,6 +41,8 @@ static ngx_int_t ngx_http_kordon_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static kordon_jwt_claims_t *ngx_http_kordon_jwt_claims(ngx_http_request_t *r,
     ngx_http_kordon_jwt_ctx_t *ctx);
+static ngx_int_t ngx_http_kordon_jwt_ctx_str_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_http_variable_t  ngx_http_kordon_jwt_vars[] = {
@@ -61,6 +69,16 @@ static ngx_http_variable_t  ngx_http_kordon_jwt_vars[] = {
 
     { ngx_string("kordon_jwt_cache_status"), NULL,
       ngx_http_kordon_jwt_cache_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("kordon_auth_error"), NULL,
+      ngx_http_kordon_jwt_ctx_str_variable,
+      offsetof(ngx_http_kordon_jwt_ctx_t, error),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("kordon_api_key_id"), NULL,
+      ngx_http_kordon_jwt_ctx_str_variable,
+      offsetof(ngx_http_kordon_jwt_ctx_t, apikey_id),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string(NGX_HTTP_KORDON_JWT_CLAIM_PREFIX), NULL,
@@ -100,6 +118,36 @@ ngx_http_kordon_jwt_identity_variable(ngx_http_request_t *r,
     v->no_cacheable = 1;
     v->not_found = 0;
     v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+/* $kordon_auth_error, $kordon_api_key_id: always found, maybe empty */
+
+static ngx_int_t
+ngx_http_kordon_jwt_ctx_str_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                  *s;
+    ngx_http_kordon_jwt_ctx_t  *ctx;
+
+    ctx = ngx_http_kordon_jwt_get_ctx(r);
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    if (ctx == NULL) {
+        v->len = 0;
+        v->data = (u_char *) "";
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((char *) ctx + data);
+
+    v->len = s->len;
+    v->data = s->len ? s->data : (u_char *) "";
 
     return NGX_OK;
 }

@@ -120,11 +120,14 @@ is scalar keys %ids, 1, 'all with the same wallet';
 is sql_value("select count(*) from ledger.accounts where owner = '$carol->{user}'"), 1,
     'one row in the database';
 
-# System accounts: one per kind and currency, owned by nobody.
+# System accounts, owned by nobody: per currency one adjustments account
+# and 8 shards each of fee revenue and cashback expense.
 is sql_value(q{select count(*) from ledger.currencies c
     where (select count(*) from ledger.accounts a
-            where a.currency = c.code and a.owner is null) <> 3}), 0,
-    'every currency has its fee, cashback and adjustments accounts';
+            where a.currency = c.code and a.owner is null) <> 17
+       or (select count(distinct (kind, shard)) from ledger.accounts a
+            where a.currency = c.code and a.owner is null) <> 17}), 0,
+    'every currency has its fee and cashback shards and adjustments account';
 
 invariants_ok('accounts');
 done_testing;

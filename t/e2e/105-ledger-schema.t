@@ -111,8 +111,22 @@ refused("insert into ledger.accounts (owner, currency, kind, debits_must_not_exc
 # Partitions: by month of the UUIDv7 id.
 my $month = sql_value("select to_char(now() at time zone 'UTC', 'YYYYMM')");
 is $part, "ledger.transfers_p$month", 'the transfer is in this month\'s partition';
-is sql_value("select count(*) from pg_inherits where inhparent = 'ledger.transfers'::regclass"),
-    25, 'two years of months and a default partition';
+cmp_ok sql_value("select count(*) from pg_inherits where inhparent = 'ledger.transfers'::regclass"),
+    '>=', 25, 'two years of months and a default partition';
+my $ahead = sql_value("select to_char((now() at time zone 'UTC')::date
+    + interval '23 months', 'YYYYMM')");
+ok sql_value("select to_regclass('ledger.transfers_p$ahead') is not null"),
+    '24 months ahead exist';
+($rc, $out) = psql_super("set role kordon_ledger;
+    select ledger.transfer_partitions_ahead(24)");
+is "$rc $out", '0 0', 'the service role keeps them so: nothing to make now'
+    or diag $out;
+($rc, $out) = psql_super("set role kordon_ledger;
+    select ledger.transfer_partitions_ahead(99)");
+like $out, qr/months must be in 1..36/, 'and takes no more than 36 months';
+($rc, $out) = psql_super("set role kordon_ledger;
+    select ledger.ensure_transfer_partitions(current_date, 1)");
+like $out, qr/permission denied/, 'the service cannot call the DDL itself';
 is sql_value("select abs(extract(epoch from created_at) * 1000
     - ('x' || substr(replace(id::text, '-', ''), 1, 12))::bit(48)::bigint) < 5000
     from ledger.transfers where id = '$id'"), 't', 'the id carries its creation time';

@@ -1067,6 +1067,46 @@ test_typ(void **state)
 }
 
 
+/*
+ * A header seen before is not parsed again: the remembered one must give
+ * the same answers (typ per conf, the key, and the signature still
+ * checked), and five headers cycle through the four slots.
+ */
+
+static void
+test_header_remembered(void **state)
+{
+    int          i;
+    char         hdr[128];
+    const char  *t;
+
+    t = tok(HDR_RS, pl(), SIGN_RS);
+    assert_int_equal(verify(t), KORDON_JWT_OK);
+    assert_int_equal(verify(t), KORDON_JWT_OK);
+    assert_string_equal(claims.kid, "rsa-1");
+
+    conf.typ = "JWT";
+    assert_int_equal(verify(t), KORDON_JWT_ETYP);
+    conf.typ = "at+jwt";
+    assert_int_equal(verify(t), KORDON_JWT_OK);
+
+    assert_int_equal(verify(tok(HDR_RS, pl(), SIGN_RS_OTHER)),
+                     KORDON_JWT_ESIG);
+    assert_int_equal(verify(tok(HDR_RS, pl(), SIGN_HS_PEM)),
+                     KORDON_JWT_ESIG);
+
+    for (i = 0; i < 5; i++) {
+        snprintf(hdr, sizeof(hdr), "{\"alg\":\"ES256\",\"kid\":\"ec-1\","
+                 "\"typ\":\"at+jwt\",\"n\":%d}", i);
+        assert_int_equal(verify(tok(hdr, pl(), SIGN_ES)), KORDON_JWT_OK);
+        assert_string_equal(claims.kid, "ec-1");
+    }
+
+    assert_int_equal(verify(tok(HDR_RS, pl(), SIGN_RS)), KORDON_JWT_OK);
+    assert_string_equal(claims.alg, "RS256");
+}
+
+
 /* identity claims */
 
 static void
@@ -1514,6 +1554,7 @@ main(void)
         T(test_issuer),
         T(test_audience),
         T(test_typ),
+        T(test_header_remembered),
         T(test_identity_claims),
         T(test_subject),
         T(test_jwks_errors),

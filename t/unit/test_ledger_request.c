@@ -336,6 +336,42 @@ test_batch_json(void **state)
 }
 
 
+/* POST /v1/holds: the transfer's fields plus an optional expiry. */
+static void
+test_hold(void **state)
+{
+    json_t  *body, *args, *errors;
+
+    (void) state;
+    body = json_loads("{\"from_account_id\":\"" A "\",\"to_account_id\":"
+                      "\"" B "\",\"amount\":5,\"currency\":\"EUR\"}", 0,
+                      NULL);
+    args = json_object();
+    errors = json_array();
+    assert_int_equal(ledger_hold_read(body, 100, args, errors), 0);
+    assert_int_equal(json_integer_value(json_object_get(args, "expires_in")),
+                     LEDGER_HOLD_TTL_S);
+    assert_string_equal(json_string_value(json_object_get(args,
+                                          "to_account_id")), B);
+    json_decref(body);
+    json_decref(args);
+    json_decref(errors);
+
+    body = json_loads("{\"from_account_id\":\"" A "\",\"to_account_id\":"
+                      "\"" A "\",\"amount\":500,\"currency\":\"eur\","
+                      "\"expires_in\":0,\"memo\":1}", 0, NULL);
+    args = json_object();
+    errors = json_array();
+    assert_int_equal(ledger_hold_read(body, 100, args, errors), 5);
+    assert_string_equal(pointers(errors),
+                        "/memo /amount /currency /to_account_id /expires_in");
+    assert_int_equal(json_object_size(args), 0);
+    json_decref(body);
+    json_decref(args);
+    json_decref(errors);
+}
+
+
 int
 main(void)
 {
@@ -347,6 +383,7 @@ main(void)
         cmocka_unit_test(test_key_and_owner),
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_batch_json),
+        cmocka_unit_test(test_hold),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

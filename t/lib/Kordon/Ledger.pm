@@ -20,7 +20,7 @@ use Test::More;
 use Kordon::E2E;
 
 our @EXPORT = qw(ledger uid user_id admin_id support_id open_wallet fund
-    pay problem_ok invariants_ok psql_super sql_value key);
+    pay problem_ok invariants_ok psql_super sql_value key hold resolve);
 
 my $json = JSON::PP->new->canonical;
 my $seq  = 0;
@@ -159,7 +159,7 @@ sub invariants_ok {
         "$name: no wallet below zero available";
     is sql_value(q{
         select count(*)
-          from ledger.transfers t
+          from (select id from ledger.transfers where status = 'posted') t
           full join (select subject, count(*) as n from ledger.outbox
                       where type = 'ledger.transfer.posted'
                       group by subject) o on o.subject = t.id::text
@@ -171,6 +171,53 @@ sub invariants_ok {
            and not exists (select from ledger.transfers t
                             where t.id = i.transfer_id)}), 0,
         "$name: every recorded success has its transfer";
+    is sql_value(q{
+        select count(*) from ledger.holds h
+          join ledger.transfers t on t.id = h.id
+         where t.kind <> 'hold' or t.amount <> h.amount
+            or (h.state = 'pending') <> (t.status = 'pending')
+            or (h.state <> 'pending' and t.status <> 'voided')}), 0,
+        "$name: each hold's pending transfer is pending until it resolves";
+    is sql_value(q{
+        select count(*) from ledger.holds h
+          full join (select parent_id, count(*) as n, sum(amount) as s
+                       from ledger.transfers where kind = 'capture'
+                      group by parent_id) c on c.parent_id = h.id
+         where h.id is null
+            or (h.state = 'captured') <> (c.n is not null)
+            or c.n > 1 or c.s > h.amount
+            or (c.n is not null and c.s <> h.captured)}), 0,
+        "$name: a hold resolved at most once; captures only of captured holds";
+    is sql_value(q{
+        select count(*) from ledger.holds h
+          left join (select subject, count(*) filter (where type =
+                            'ledger.hold.created') as made,
+                            count(*) filter (where type in
+                            ('ledger.hold.captured', 'ledger.hold.voided',
+                             'ledger.hold.expired')) as ended
+                       from ledger.outbox where type like 'ledger.hold.%'
+                      group by subject) e on e.subject = h.id::text
+         where e.made is distinct from 1
+            or e.ended <> (h.state <> 'pending')::int}), 0,
+        "$name: one event when a hold is made, one when it resolves";
+}
+
+# hold(identity, from, to, amount, {expires_in, key}) -> the answer.
+sub hold {
+    my ($id, $from, $to, $amount, $opt) = @_;
+    $opt ||= {};
+    return ledger(POST => '/v1/holds', $id,
+        { from_account_id => $from->{id}, to_account_id => $to->{id},
+          amount => $amount, currency => $opt->{currency} // $from->{currency},
+          (defined $opt->{expires_in} ? (expires_in => $opt->{expires_in}) : ()) },
+        { 'Idempotency-Key' => $opt->{key} // key() });
+}
+
+# resolve(identity, hold id, capture|void, body, key) -> the answer.
+sub resolve {
+    my ($id, $hold, $op, $body, $k) = @_;
+    return ledger(POST => "/v1/holds/$hold/$op", $id, $body // {},
+        { 'Idempotency-Key' => $k // key() });
 }
 
 1;

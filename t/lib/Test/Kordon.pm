@@ -185,7 +185,8 @@ $Asan ||= -e "$Modules/.asan";
 # Ports of the stack, which a test must never take (see scripts/lib.sh),
 # and the ranges of the e2e and bench stacks, shifted by 10000 and 12000
 # (scripts/test, scripts/bench).
-my %Reserved = map { $_ => 1 } 8080, 8443, 9180, 15432, 16379, 18001 .. 18010;
+my %Reserved = map { $_ => 1 } 8080, 8443, 9180, 9190, 15432, 16379,
+                               18001 .. 18010;
 my @ReservedRange = (18000, 30010);
 
 my $RepeatEach   = 1;
@@ -613,14 +614,18 @@ $conf
 CONF
 }
 
-# ngx_http_kordon_module.so first, ngx_http_kordon_redis_module.so
-# second: the other modules link against them.
+# In the order of conf/nginx.conf.template's load_module lines, so the
+# tests run the phase handlers in the order production does (nginx runs
+# the handlers of one phase from the last loaded module to the first);
+# a module the template does not name yet comes last.
 sub modules {
     opendir my $d, $Modules or die "no modules in \"$Modules\": $!\n";
-    my @first = qw(ngx_http_kordon_module.so ngx_http_kordon_redis_module.so);
-    my %first = map { $_ => 1 } @first;
     my @so = sort grep { /\.so$/ } readdir $d;
     my %have = map { $_ => 1 } @so;
+    open my $t, '<', "$Top/conf/nginx.conf.template"
+        or die "cannot read conf/nginx.conf.template: $!\n";
+    my @first = map { m{^load_module\s+\S*/(\S+\.so);} ? $1 : () } <$t>;
+    my %first = map { $_ => 1 } @first;
     @so = ((grep { $have{$_} } @first), (grep { !$first{$_} } @so));
     return map { "$Modules/$_" } @so;
 }
