@@ -919,6 +919,29 @@ users_admin_unlock(kit_req_t *req)
 static const char  users_roles_set_sql[] =
     "update users set roles = $2::text[], updated_at = now() where id = $1";
 
+/* 1 when a role in was (JSON array text) is not in now (JSON array). */
+static int
+users_roles_lost(const char *was, json_t *now)
+{
+    json_error_t   e;
+    json_t        *old, *v, *w;
+    size_t         i, j;
+    int            kept, lost;
+
+    old = json_loads(was, 0, &e);
+    lost = !json_is_array(old);
+    json_array_foreach(old, i, v) {
+        kept = 0;
+        json_array_foreach(now, j, w) {
+            kept |= json_equal(v, w);
+        }
+        lost |= !kept;
+    }
+    json_decref(old);
+    return lost;
+}
+
+
 static int
 users_roles_tx(kit_pg_t *pg, void *arg)
 {
@@ -932,10 +955,11 @@ users_roles_tx(kit_pg_t *pg, void *arg)
     }
     p[0] = a->id;
     p[1] = a->roles_pg;
-    /* Tokens carry roles: cut the live ones, refresh gives the new set. */
-    a->cut = 1;
+    /* Tokens carry roles: a role taken away cuts the live ones (a refresh
+     * gives the new set); a role added needs no cut, a refresh shows it. */
+    a->cut = users_roles_lost(roles, json_object_get(a->body, "roles"));
     if (users_admin_exec(pg, "users_roles_set", users_roles_set_sql, 2, p)
-        || users_revoke_add(pg, "sub", a->id, users_now() + 1)
+        || (a->cut && users_revoke_add(pg, "sub", a->id, users_now() + 1))
         || users_audit(pg, a->req, "role.change", a->caller, a->id,
                        json_pack("{s:o, s:O}", "was",
                                  json_loads(roles, 0, &e), "now",

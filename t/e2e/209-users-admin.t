@@ -155,4 +155,11 @@ problem_ok(api(GET => '/v1/admin/audit?user=bob', undef, $admin), 422, '/user', 
 problem_ok(api(GET => '/v1/admin/audit?action=DROP%20TABLE', undef, $admin), 422, '/action', undef,
     'a bad action');
 
+# taking a role away cuts the live tokens, which carry it
+ok !(grep { ($_->{sub} // '') eq $s_id } revocations()), 'granting a role cut nothing';
+is api(PUT => "/v1/admin/users/$s_id/roles", { roles => ['user'] }, $admin)->{status}, 200, 'support demoted';
+ok wait_until(sub { grep { ($_->{sub} // '') eq $s_id } revocations() }, 5), 'a user-wide cut reached the stream';
+ok wait_until(sub { list("q=$tag", $support)->{status} == 401 }, 2),
+    'the edge refuses the token that still says support';
+
 done_testing;
