@@ -33,7 +33,8 @@
 #define USERS_MFA_TICKET_TRIES   5
 #define USERS_SEAL_NONCE         12
 #define USERS_SEAL_TAG           16
-#define USERS_SEAL_MAX           (USERS_SEAL_NONCE + USERS_TOTP_SECRET_B32_SIZE \
+#define USERS_SEAL_MAX           (USERS_SEAL_NONCE                          \
+                                  + USERS_TOTP_SECRET_B32_SIZE              \
                                   + USERS_SEAL_TAG)
 #define USERS_SEAL_HEX_MAX       (2 * USERS_SEAL_MAX + 1)
 
