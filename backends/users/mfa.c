@@ -23,20 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include "users.h"
 #include "totp.h"
 
 #define USERS_MFA_TICKET_TTL_S   300
 #define USERS_MFA_TICKET_TRIES   5
-#define USERS_SEAL_NONCE         12
-#define USERS_SEAL_TAG           16
-#define USERS_SEAL_MAX           (USERS_SEAL_NONCE                          \
-                                  + USERS_TOTP_SECRET_B32_SIZE              \
-                                  + USERS_SEAL_TAG)
-#define USERS_SEAL_HEX_MAX       (2 * USERS_SEAL_MAX + 1)
 
 enum {
     USERS_MFA_OK = 0,
@@ -96,90 +87,24 @@ users_mfa_free(users_mfa_t *m)
 
 /* ---- sealing the secret ----------------------------------------------- */
 
-static void
-users_seal_key(uint8_t key[32])
-{
-    static const char  label[] = "kordon users totp seal v1";
-    unsigned int       len = 32;
+#define USERS_TOTP_SEAL_LABEL  "kordon users totp seal v1"
 
-    HMAC(EVP_sha256(), users_cf.code_key, (int) users_cf.code_key_len,
-         (const uint8_t *) label, sizeof(label) - 1, key, &len);
-}
-
-
-/*
- * AES-256-GCM of b32 for user_id: hex of nonce || ciphertext || tag into
- * hex (USERS_SEAL_HEX_MAX).  0 or -1.
- */
 static int
 users_totp_seal(const char *user_id, const char *b32, char *hex)
 {
-    EVP_CIPHER_CTX  *c;
-    uint8_t          key[32], out[USERS_SEAL_MAX];
-    size_t           n;
-    int              len, fin, ok;
-
-    n = strlen(b32);
-    if (n >= USERS_TOTP_SECRET_B32_SIZE
-        || users_random(out, USERS_SEAL_NONCE) != 0)
-    {
-        return -1;
-    }
-    users_seal_key(key);
-    c = EVP_CIPHER_CTX_new();
-    ok = c != NULL
-         && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, out) == 1
-         && EVP_EncryptUpdate(c, NULL, &len, (const uint8_t *) user_id,
-                              (int) strlen(user_id)) == 1
-         && EVP_EncryptUpdate(c, out + USERS_SEAL_NONCE, &len,
-                              (const uint8_t *) b32, (int) n) == 1
-         && EVP_EncryptFinal_ex(c, out + USERS_SEAL_NONCE + len, &fin) == 1
-         && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, USERS_SEAL_TAG,
-                                out + USERS_SEAL_NONCE + len + fin) == 1;
-    EVP_CIPHER_CTX_free(c);
-    explicit_bzero(key, sizeof(key));
-    if (!ok) {
-        return -1;
-    }
-    users_hex(out, USERS_SEAL_NONCE + n + USERS_SEAL_TAG, hex);
-    return 0;
+    return users_seal(users_cf.code_key, users_cf.code_key_len,
+                      USERS_TOTP_SEAL_LABEL, user_id, b32, hex,
+                      USERS_SEAL_HEX_MAX);
 }
 
 
-/* Opens what users_totp_seal() made into b32; 0, or -1 (b32 then ""). */
 static int
 users_totp_unseal(const char *user_id, const char *hex,
     char b32[USERS_TOTP_SECRET_B32_SIZE])
 {
-    EVP_CIPHER_CTX  *c;
-    uint8_t          key[32], in[USERS_SEAL_MAX];
-    int              n, len, fin, ok;
-
-    b32[0] = '\0';
-    n = kit_hex_decode(hex, in, sizeof(in));
-    n -= USERS_SEAL_NONCE + USERS_SEAL_TAG;
-    if (n <= 0 || n >= USERS_TOTP_SECRET_B32_SIZE) {
-        return -1;
-    }
-    users_seal_key(key);
-    c = EVP_CIPHER_CTX_new();
-    ok = c != NULL
-         && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, in) == 1
-         && EVP_DecryptUpdate(c, NULL, &len, (const uint8_t *) user_id,
-                              (int) strlen(user_id)) == 1
-         && EVP_DecryptUpdate(c, (uint8_t *) b32, &len,
-                              in + USERS_SEAL_NONCE, n) == 1
-         && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, USERS_SEAL_TAG,
-                                in + USERS_SEAL_NONCE + n) == 1
-         && EVP_DecryptFinal_ex(c, (uint8_t *) b32 + len, &fin) == 1;
-    EVP_CIPHER_CTX_free(c);
-    explicit_bzero(key, sizeof(key));
-    if (!ok) {
-        explicit_bzero(b32, USERS_TOTP_SECRET_B32_SIZE);
-        return -1;
-    }
-    b32[n] = '\0';
-    return 0;
+    return users_unseal(users_cf.code_key, users_cf.code_key_len,
+                        USERS_TOTP_SEAL_LABEL, user_id, hex, b32,
+                        USERS_TOTP_SECRET_B32_SIZE);
 }
 
 

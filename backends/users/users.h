@@ -126,6 +126,25 @@ void users_hex(const uint8_t *in, size_t len, char *out);
 /* Constant-time comparison of two 32-byte values: 1 when equal. */
 int users_equal32(const uint8_t *a, const uint8_t *b);
 
+/*
+ * Sealing a small secret at rest (the TOTP secrets): AES-256-GCM under
+ * HMAC-SHA256(key, label), a random 96-bit nonce, ad as associated data
+ * (the row's id: a sealed value copied to another row does not open).
+ * users_seal writes hex(nonce || ciphertext || tag) into hex; 0 or -1
+ * (text empty or over USERS_SEAL_TEXT_MAX bytes, hex too small).
+ * users_unseal reverses it into text; -1 when anything differs (key,
+ * label, ad, a bit of hex), text then "".
+ */
+#define USERS_SEAL_NONCE      12
+#define USERS_SEAL_TAG        16
+#define USERS_SEAL_TEXT_MAX   64
+#define USERS_SEAL_HEX_MAX    (2 * (USERS_SEAL_NONCE + USERS_SEAL_TEXT_MAX  \
+                                    + USERS_SEAL_TAG) + 1)
+int users_seal(const uint8_t *key, size_t keylen, const char *label,
+    const char *ad, const char *text, char *hex, size_t hexlen);
+int users_unseal(const uint8_t *key, size_t keylen, const char *label,
+    const char *ad, const char *hex, char *text, size_t textlen);
+
 
 /* ---- jwt.c ------------------------------------------------------------- */
 
