@@ -28,6 +28,9 @@ EDGE_METRICS_PORT=$(port 9180)
 PROMETHEUS_PORT=$(port 9190)
 PG_PORT=$(port 15432)
 REDIS_PORT=$(port 16379)
+# The test OpenID Connect provider (t/fixtures/oidc) the e2e tests start;
+# the stack's users names it as provider "local" (scripts/stack).
+OIDC_PORT=$(port 18008)
 # Backend ports: users 18001, ledger 18002, notify 18003, worker 18004;
 # test fixtures from 18009.
 service_port() {

@@ -27,8 +27,8 @@
 
 #define USERS_ADDRESS_SELECT(col)                                          \
     "select id, status, password_hash, coalesce(ceil(extract(epoch from"   \
-    " locked_until - now())), 0)::bigint, failed_logins, roles"             \
-    " from users where " col " = $1 for update"
+    " locked_until - now())), 0)::bigint, failed_logins, roles,"            \
+    " totp_enabled_at is not null from users where " col " = $1 for update"
 
 typedef struct {
     kit_req_t    *req;
@@ -45,6 +45,7 @@ typedef struct {
     long long     locked_s;
     int           failures;
     int           found;
+    int           mfa;                /* TOTP is on */
     int           outcome;            /* USERS_OUT_* */
     users_tokens_t tokens;
 } users_auth_t;
@@ -196,6 +197,7 @@ users_auth_lookup(kit_pg_t *pg, users_auth_t *a)
         snprintf(a->stored, sizeof(a->stored), "%s", PQgetvalue(res, 0, 2));
         a->locked_s = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
         a->failures = atoi(PQgetvalue(res, 0, 4));
+        a->mfa = PQgetvalue(res, 0, 6)[0] == 't';
     }
     PQclear(res);
     return 0;
@@ -581,6 +583,25 @@ users_login_lookup_tx(kit_pg_t *pg, void *arg)
 }
 
 
+int
+users_account_failed(kit_pg_t *pg, const char *user_id)
+{
+    const char  *p[2];
+    PGresult    *res;
+    char         base[16];
+
+    snprintf(base, sizeof(base), "%d", users_cf.lockout_base_s);
+    p[0] = user_id;
+    p[1] = base;
+    res = kit_pg_exec(pg, "users_login_failed", users_login_failed_sql, 2, p);
+    if (users_ok(res, PGRES_COMMAND_OK) != 0) {
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+
 static int
 users_login_failed_tx(kit_pg_t *pg, void *arg)
 {
@@ -709,6 +730,13 @@ users_login_job(void *arg)
                                sizeof(a->hash)) != 0)
     {
         a->hash[0] = '\0';
+    }
+    if (a->mfa) {
+        /* The failure count stays until the second factor checks out:
+         * knowing the password must not buy fresh guesses at codes. */
+        users_mfa_challenge(a->req, a->user_id, a->device, a->hash);
+        users_auth_free(a);
+        return;
     }
     rc = kit_pg_tx("read committed", users_login_ok_tx, a);
     if (rc == KIT_TX_UNAVAILABLE) {

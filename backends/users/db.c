@@ -260,8 +260,7 @@ users_reply_unavailable(kit_req_t *req, const char *detail)
 
 /* ---- the database ----------------------------------------------------- */
 
-/* 0 when res is a success of the expected kind; clears it otherwise. */
-static int
+int
 users_ok(PGresult *res, ExecStatusType want)
 {
     if (res != NULL && PQresultStatus(res) == want) {

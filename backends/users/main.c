@@ -24,12 +24,14 @@
  *   KORDON_USERS_LOCKOUT_BASE_S    first lockout delay, default 1
  *   KORDON_ADMIN_EMAIL             the admin seeded on start (optional)
  *   KORDON_ADMIN_PASSWORD_FILE     its password (with the above)
+ *   KORDON_OAUTH_*                 social login providers (oauth.h)
  */
 
 #include <stdio.h>
 #include <string.h>
 
 #include "users.h"
+#include "totp.h"
 
 users_config_t  users_cf;
 
@@ -43,6 +45,12 @@ static const kit_route_t users_routes[] = {
       KIT_ROUTE_PUBLIC | KIT_ROUTE_JSON },
     { "POST", "/v1/auth/login", users_login,
       KIT_ROUTE_PUBLIC | KIT_ROUTE_JSON },
+    { "POST", "/v1/auth/login/mfa", users_login_mfa,
+      KIT_ROUTE_PUBLIC | KIT_ROUTE_JSON },
+    { "POST", "/v1/auth/2fa/totp/setup", users_totp_setup, 0 },
+    { "POST", "/v1/auth/2fa/totp/enable", users_totp_enable, KIT_ROUTE_JSON },
+    { "POST", "/v1/auth/2fa/totp/disable", users_totp_disable,
+      KIT_ROUTE_JSON },
     { "POST", "/v1/auth/refresh", users_refresh,
       KIT_ROUTE_PUBLIC | KIT_ROUTE_JSON },
     { "POST", "/v1/auth/password/forgot", users_password_forgot,
@@ -58,6 +66,21 @@ static const kit_route_t users_routes[] = {
     { "DELETE", "/v1/users/me", users_me_delete, 0 },
     { "GET", "/v1/users/me/sessions", users_sessions_list, 0 },
     { "DELETE", "/v1/users/me/sessions/{id}", users_sessions_delete, 0 },
+    { "GET", "/v1/auth/oauth/{provider}/start", users_oauth_start_get,
+      KIT_ROUTE_PUBLIC },
+    { "GET", "/v1/auth/oauth/{provider}/callback", users_oauth_callback_get,
+      KIT_ROUTE_PUBLIC },
+    { "GET", "/v1/admin/users", users_admin_list, 0 },
+    { "GET", "/v1/admin/users/{id}", users_admin_get, 0 },
+    { "PATCH", "/v1/admin/users/{id}", users_admin_patch, KIT_ROUTE_JSON },
+    { "PUT", "/v1/admin/users/{id}/roles", users_admin_roles,
+      KIT_ROUTE_JSON },
+    { "POST", "/v1/admin/users/{id}/block", users_admin_block,
+      KIT_ROUTE_JSON },
+    { "POST", "/v1/admin/users/{id}/unblock", users_admin_unblock, 0 },
+    { "POST", "/v1/admin/users/{id}/confirm", users_admin_confirm, 0 },
+    { "POST", "/v1/admin/users/{id}/unlock", users_admin_unlock, 0 },
+    { "GET", "/v1/admin/audit", users_admin_audit, 0 },
     { "GET", "/.well-known/jwks.json", users_jwks_get, KIT_ROUTE_PUBLIC },
 };
 
@@ -145,9 +168,14 @@ users_init(const kit_config_t *cf)
 {
     char  err[USERS_ERR_MAX];
 
+    if (users_totp_init() != USERS_TOTP_OK) {
+        kit_log(KIT_LOG_ERROR, "could not initialize liboath");
+        return -1;
+    }
     if (users_config_load(err, sizeof(err)) != 0
         || users_password_init(err, sizeof(err)) != 0
-        || users_keys_load(users_cf.keys_dir, err, sizeof(err)) != 0)
+        || users_keys_load(users_cf.keys_dir, err, sizeof(err)) != 0
+        || users_social_init(err, sizeof(err)) != 0)
     {
         kit_log(KIT_LOG_ERROR, "%s", err);
         return -1;

@@ -23,8 +23,15 @@ static const char  users_me_patch_sql[] =
 static const char  users_me_delete_sql[] =
     "update users set email = null, phone = null, name = null,"
     " password_hash = null, totp_secret = null, totp_enabled_at = null,"
-    " totp_last_step = null, status = 'deleted', deleted_at = now(),"
-    " updated_at = now() where id = $1 and status <> 'deleted'";
+    " totp_last_step = null, totp_pending = null, status = 'deleted',"
+    " deleted_at = now(), updated_at = now()"
+    " where id = $1 and status <> 'deleted'";
+/* Second factor and social identities go with the person: a provider
+ * login must not find the anonymized row, and may start afresh. */
+static const char  users_me_forget_sql[] =
+    "with r as (delete from recovery_codes where user_id = $1),"
+    " t as (delete from mfa_tickets where user_id = $1)"
+    " delete from oauth_identities where user_id = $1";
 
 
 static json_t *
@@ -163,6 +170,11 @@ users_me_delete_tx(kit_pg_t *pg, void *arg)
     if (!d->found) {
         return 0;
     }
+    res = kit_pg_exec(pg, "users_me_forget", users_me_forget_sql, 1, p);
+    if (users_ok(res, PGRES_COMMAND_OK) != 0) {
+        return -1;
+    }
+    PQclear(res);
     return users_sessions_end(pg, d->user, NULL, "account_deleted")
            || users_revoke_add(pg, "sub", d->user, users_now())
            || users_audit(pg, d->req, "user.delete", d->user, d->user, NULL)

@@ -125,3 +125,97 @@ users_equal32(const uint8_t *a, const uint8_t *b)
 {
     return CRYPTO_memcmp(a, b, 32) == 0;
 }
+
+
+/* ---- sealing small secrets at rest ------------------------------------ */
+
+/* The AES key of a seal: HMAC-SHA256(key, label), so one server secret
+ * keys several uses without one use's key opening another's data. */
+static void
+users_seal_key(const uint8_t *key, size_t keylen, const char *label,
+    uint8_t out[32])
+{
+    unsigned int  len = 32;
+
+    HMAC(EVP_sha256(), key, (int) keylen, (const uint8_t *) label,
+         strlen(label), out, &len);
+}
+
+
+int
+users_seal(const uint8_t *key, size_t keylen, const char *label,
+    const char *ad, const char *text, char *hex, size_t hexlen)
+{
+    EVP_CIPHER_CTX  *c;
+    uint8_t          k[32], out[USERS_SEAL_NONCE + USERS_SEAL_TEXT_MAX
+                            + USERS_SEAL_TAG];
+    size_t           n;
+    int              len, fin, ok;
+
+    n = strlen(text);
+    if (n == 0 || n > USERS_SEAL_TEXT_MAX
+        || hexlen < 2 * (USERS_SEAL_NONCE + n + USERS_SEAL_TAG) + 1
+        || users_random(out, USERS_SEAL_NONCE) != 0)
+    {
+        return -1;
+    }
+    users_seal_key(key, keylen, label, k);
+    c = EVP_CIPHER_CTX_new();
+    ok = c != NULL
+         && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, k, out) == 1
+         && EVP_EncryptUpdate(c, NULL, &len, (const uint8_t *) ad,
+                              (int) strlen(ad)) == 1
+         && EVP_EncryptUpdate(c, out + USERS_SEAL_NONCE, &len,
+                              (const uint8_t *) text, (int) n) == 1
+         && EVP_EncryptFinal_ex(c, out + USERS_SEAL_NONCE + len, &fin) == 1
+         && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, USERS_SEAL_TAG,
+                                out + USERS_SEAL_NONCE + n) == 1;
+    EVP_CIPHER_CTX_free(c);
+    OPENSSL_cleanse(k, sizeof(k));
+    if (!ok) {
+        return -1;
+    }
+    users_hex(out, USERS_SEAL_NONCE + n + USERS_SEAL_TAG, hex);
+    return 0;
+}
+
+
+int
+users_unseal(const uint8_t *key, size_t keylen, const char *label,
+    const char *ad, const char *hex, char *text, size_t textlen)
+{
+    EVP_CIPHER_CTX  *c;
+    uint8_t          k[32], in[USERS_SEAL_NONCE + USERS_SEAL_TEXT_MAX
+                           + USERS_SEAL_TAG];
+    int              n, len, fin, ok;
+
+    text[0] = '\0';
+    if (strlen(hex) > 2 * sizeof(in)) {
+        return -1;
+    }
+    n = kit_hex_decode(hex, in, sizeof(in)) - USERS_SEAL_NONCE
+        - USERS_SEAL_TAG;
+    if (n <= 0 || (size_t) n >= textlen) {
+        return -1;
+    }
+    users_seal_key(key, keylen, label, k);
+    c = EVP_CIPHER_CTX_new();
+    ok = c != NULL
+         && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, k, in) == 1
+         && EVP_DecryptUpdate(c, NULL, &len, (const uint8_t *) ad,
+                              (int) strlen(ad)) == 1
+         && EVP_DecryptUpdate(c, (uint8_t *) text, &len,
+                              in + USERS_SEAL_NONCE, n) == 1
+         && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, USERS_SEAL_TAG,
+                                in + USERS_SEAL_NONCE + n) == 1
+         && EVP_DecryptFinal_ex(c, (uint8_t *) text + len, &fin) == 1;
+    EVP_CIPHER_CTX_free(c);
+    OPENSSL_cleanse(k, sizeof(k));
+    if (!ok) {
+        OPENSSL_cleanse(text, textlen);
+        text[0] = '\0';
+        return -1;
+    }
+    text[n] = '\0';
+    return 0;
+}

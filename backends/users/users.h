@@ -12,6 +12,12 @@
  *   auth.c      register, verify, resend, login, password forgot/reset
  *   session.c   refresh, logout, logout-all, sessions, password change
  *   me.c        GET/PATCH/DELETE /v1/users/me
+ *   social.c    GET /v1/auth/oauth/{provider}/start, /callback (oauth.c
+ *               is the OpenID Connect client)
+ *   admin.c     /v1/admin/users and /v1/admin/audit
+ *   roles.c     the role matrix (who may do what)
+ *   mfa.c       TOTP setup/enable/disable, login/mfa (totp.c does the
+ *               arithmetic)
  *   seed.c      the first admin
  *
  * Password work (argon2id, about 20 MiB and tens of milliseconds each)
@@ -120,6 +126,25 @@ void users_hex(const uint8_t *in, size_t len, char *out);
 /* Constant-time comparison of two 32-byte values: 1 when equal. */
 int users_equal32(const uint8_t *a, const uint8_t *b);
 
+/*
+ * Sealing a small secret at rest (the TOTP secrets): AES-256-GCM under
+ * HMAC-SHA256(key, label), a random 96-bit nonce, ad as associated data
+ * (the row's id: a sealed value copied to another row does not open).
+ * users_seal writes hex(nonce || ciphertext || tag) into hex; 0 or -1
+ * (text empty or over USERS_SEAL_TEXT_MAX bytes, hex too small).
+ * users_unseal reverses it into text; -1 when anything differs (key,
+ * label, ad, a bit of hex), text then "".
+ */
+#define USERS_SEAL_NONCE      12
+#define USERS_SEAL_TAG        16
+#define USERS_SEAL_TEXT_MAX   64
+#define USERS_SEAL_HEX_MAX    (2 * (USERS_SEAL_NONCE + USERS_SEAL_TEXT_MAX  \
+                                    + USERS_SEAL_TAG) + 1)
+int users_seal(const uint8_t *key, size_t keylen, const char *label,
+    const char *ad, const char *text, char *hex, size_t hexlen);
+int users_unseal(const uint8_t *key, size_t keylen, const char *label,
+    const char *ad, const char *hex, char *text, size_t textlen);
+
 
 /* ---- jwt.c ------------------------------------------------------------- */
 
@@ -180,6 +205,9 @@ typedef struct {
     char  session[40];
 } users_tokens_t;
 
+/* 0 when res is a success of the expected kind (logs and clears it
+ * otherwise: the caller then has no result to clear). */
+int users_ok(PGresult *res, ExecStatusType want);
 /* Appends one audit row in the caller's transaction; 0 or -1.  Steals
  * data (may be NULL). */
 int users_audit(kit_pg_t *pg, kit_req_t *req, const char *action,
@@ -236,6 +264,32 @@ void users_me_get(kit_req_t *req);
 void users_me_patch(kit_req_t *req);
 void users_me_delete(kit_req_t *req);
 void users_jwks_get(kit_req_t *req);
+void users_totp_setup(kit_req_t *req);
+void users_totp_enable(kit_req_t *req);
+void users_totp_disable(kit_req_t *req);
+void users_login_mfa(kit_req_t *req);
+void users_oauth_start_get(kit_req_t *req);
+void users_admin_list(kit_req_t *req);
+void users_admin_get(kit_req_t *req);
+void users_admin_patch(kit_req_t *req);
+void users_admin_roles(kit_req_t *req);
+void users_admin_block(kit_req_t *req);
+void users_admin_unblock(kit_req_t *req);
+void users_admin_confirm(kit_req_t *req);
+void users_admin_unlock(kit_req_t *req);
+void users_admin_audit(kit_req_t *req);
+void users_oauth_callback_get(kit_req_t *req);
+/* The providers from KORDON_OAUTH_* (social.c); 0, or -1 with err. */
+int users_social_init(char *err, size_t errlen);
+
+/* A failed login or second factor on an account: counts it, locks after
+ * USERS_LOCK_AFTER (auth.c); 0 or -1. */
+int users_account_failed(kit_pg_t *pg, const char *user_id);
+/* Answers a login whose password checked out on an account with TOTP on:
+ * an MFA ticket instead of tokens (mfa.c).  rehash: a new password hash
+ * to store, or "". */
+void users_mfa_challenge(kit_req_t *req, const char *user_id,
+    const char *device, const char *rehash);
 
 int users_seed_admin(void);
 

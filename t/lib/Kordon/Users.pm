@@ -15,12 +15,15 @@ package Kordon::Users;
 #   revocations()                  the kordon:revocations stream entries
 #                                  as [{id, sub|sid, nbf}]
 #   audit_count(action, subject)   rows in users.audit
+#   totp_code(base32, offset)      the RFC 6238 code (SHA-1, 6 digits,
+#                                  30 s) for now + offset steps
 
 use strict;
 use warnings;
 
 use Exporter 'import';
 use JSON::PP;
+use Digest::SHA qw(hmac_sha1);
 use MIME::Base64 qw(decode_base64);
 use Test::More;
 use Time::HiRes qw(time);
@@ -29,7 +32,7 @@ use Kordon::Ledger qw(problem_ok psql_super);
 
 our @EXPORT = qw(api new_address code_for events_for signup login claims
     header revocations audit_count problem_ok psql_super redis_cli
-    PASSWORD);
+    totp_code PASSWORD);
 
 use constant PASSWORD => 'correct horse battery staple';
 
@@ -118,6 +121,20 @@ sub revocations {
         push @out, { id => $id, $k1 => $v1, $k2 => $v2 };
     }
     return @out;
+}
+
+# Computed here, independently of liboath, as an authenticator app does.
+sub totp_code {
+    my ($b32, $offset) = @_;
+    my $bits = join '', map {
+        sprintf '%05b', index('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', $_)
+    } split //, uc $b32;
+    my $key = pack 'B*', substr($bits, 0, length($bits) - length($bits) % 8);
+    my $step = int(time() / 30) + ($offset // 0);
+    my $h = hmac_sha1(pack('N2', int($step / 2**32), $step % 2**32), $key);
+    my $o = ord(substr $h, -1) & 0x0f;
+    my $n = unpack('N', substr $h, $o, 4) & 0x7fffffff;
+    return sprintf '%06d', $n % 1_000_000;
 }
 
 sub audit_count {
