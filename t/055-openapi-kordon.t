@@ -106,6 +106,9 @@ my $t = '{"from_account_id":"0b9e3c52-6f0e-4a53-9d0e-2a1c6c0f9f11","to_account_i
 ['^POST /v1/transfers/batch', '"pointer":"/transfers","message":"must have at most 1000 items"']
 
 === TEST 8: query parameters of the admin routes
+The admin search's and the audit's filters pass to users, which answers
+422 naming the one at fault (the edge would say 400); the other routes'
+parameters are the edge's.
 --- request eval
 ['GET /v1/admin/users?status=blocked&role=admin&limit=20',
  'GET /v1/admin/users?status=gone&limit=500',
@@ -113,10 +116,9 @@ my $t = '{"from_account_id":"0b9e3c52-6f0e-4a53-9d0e-2a1c6c0f9f11","to_account_i
  'GET /v1/admin/reports/turnover?from=2026-11-01T00:00:00Z',
  'GET /v1/auth/oauth/google/callback?code=abc']
 --- error_code eval
-[200, 400, 400, 400, 400]
+[200, 200, 200, 400, 400]
 --- response_body_like eval
-['^GET', '"parameter":"status","pointer":"","message":"must be one of the allowed values"\},\{"in":"query","parameter":"limit","pointer":"","message":"must be <= 200"',
- '"parameter":"user","pointer":"","message":"must be a valid uuid"\},\{"in":"query","parameter":"from","pointer":"","message":"must be a valid date-time"',
+['^GET', '^GET /v1/admin/users\?status=gone', '^GET /v1/admin/audit\?user=nope',
  '"parameter":"to","pointer":"","message":"is required"',
  '"parameter":"state","pointer":"","message":"is required"']
 
