@@ -29,6 +29,8 @@ static ngx_int_t ngx_http_kordon_cache_send_hit(ngx_http_request_t *r,
     u_char *data, size_t len);
 static ngx_int_t ngx_http_kordon_cache_replay(ngx_http_request_t *r,
     kordon_cache_entry_t *e);
+static ngx_int_t ngx_http_kordon_cache_cc_set(ngx_http_request_t *r,
+    ngx_table_elt_t *h);
 static void ngx_http_kordon_cache_validator(ngx_http_request_t *r,
     ngx_table_elt_t *h);
 static ngx_int_t ngx_http_kordon_cache_add_age(ngx_http_request_t *r,
@@ -447,7 +449,51 @@ ngx_http_kordon_cache_replay(ngx_http_request_t *r, kordon_cache_entry_t *e)
 
         /* nginx's not_modified filter answers conditional requests */
         ngx_http_kordon_cache_validator(r, h);
+
+        if (h->key.len == ngx_http_kordon_cache_cc.len
+            && ngx_strncasecmp(h->key.data, ngx_http_kordon_cache_cc.data,
+                               h->key.len) == 0
+            && ngx_http_kordon_cache_cc_set(r, h) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Where the upstream module puts Cache-Control, so that a HIT reads as
+ * the proxied answer did: $sent_http_cache_control (which the public
+ * server's no-store default looks at) reads this, not the header list.
+ */
+static ngx_int_t
+ngx_http_kordon_cache_cc_set(ngx_http_request_t *r, ngx_table_elt_t *h)
+{
+    ngx_table_elt_t  **ph;
+
+#if (nginx_version >= 1023000)
+    for (ph = &r->headers_out.cache_control; *ph; ph = &(*ph)->next) {
+        /* void */
+    }
+
+#else
+    if (r->headers_out.cache_control.elts == NULL
+        && ngx_array_init(&r->headers_out.cache_control, r->pool, 1,
+                          sizeof(ngx_table_elt_t *))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ph = ngx_array_push(&r->headers_out.cache_control);
+    if (ph == NULL) {
+        return NGX_ERROR;
+    }
+#endif
+
+    *ph = h;
 
     return NGX_OK;
 }

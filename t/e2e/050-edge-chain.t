@@ -98,6 +98,12 @@ $r = api(GET => '/.well-known/jwks.json');
 is $r->{status}, 200, 'the JWKS';
 is $r->{headers}{'x-cache'}, 'HIT', '... served from the Redis cache';
 ok !exists $r->{headers}{'x-kordon-cache-tags'}, '... its tag kept from clients';
+my $cc = $r->{headers}{'cache-control'};
+ok !ref $cc, '... with one Cache-Control, its own'
+    or diag explain $cc;
+like ref $cc ? "@$cc" : $cc // '', qr/max-age=\d+/, '... which lets clients cache it';
+is api(GET => '/healthz')->{headers}{'cache-control'}, 'no-store',
+    'an answer without its own Cache-Control gets no-store';
 
 # 4. The login guard, lowered to 3 failures, and the per-address limit,
 #    lowered to a burst of 5: one reload.
