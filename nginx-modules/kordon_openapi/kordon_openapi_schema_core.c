@@ -19,8 +19,9 @@
  * Validation walks the value and the schema together and writes every
  * problem, with the JSON Pointer of the offending value, into a bounded
  * report.  Its work is bounded too (KORDON_OA_STEPS_MAX schemas per
- * value): oneOf nested in a recursive schema could otherwise cost 2^depth.  anyOf/oneOf/not evaluate their branches quietly (stopping at
- * the first problem) and report one problem of their own.
+ * value): oneOf nested in a recursive schema could otherwise cost
+ * 2^depth.  anyOf/oneOf/not evaluate their branches quietly (stopping
+ * at the first problem) and report one problem of their own.
  *
  * The formats email, uuid and date-time are checked by hand below: no
  * Debian library validates just their syntax, and each is a few lines.
