@@ -15,7 +15,7 @@ redis_setup();
 
 my $Http = <<'CONF';
     kordon_redis    main 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    kordon_apikeys  redis=main ttl=1s;
+    kordon_apikeys  redis=main ttl=3s;
 CONF
 
 add_block_preprocessor(jwt_preprocessor(http => $Http, config => <<'CONF'));
@@ -80,11 +80,11 @@ key_requests('GET /keys', $main::Wrong,
 
 
 
-=== TEST 3: a revoked key stops within the ttl (1s here)
+=== TEST 3: a revoked key stops within the ttl (3s here: room for a slow ASan build)
 --- raw_request eval
 my $k = apikey(-id => '00000000000000b3');
 my @r = @{key_requests('GET /keys', $k)};
-[@r, sub { apikey_set($k, revoked => 1) }, @r, sub { sleep 1.2 }, @r, @r]
+[@r, sub { apikey_set($k, revoked => 1) }, @r, sub { sleep 3.2 }, @r, @r]
 --- error_code eval
 [200, 200, 401, 401]
 --- response_body_like eval
@@ -268,7 +268,7 @@ my @r = @{key_requests('POST /admin', $key)};
      my $rec = redis()->cmd('HGETALL', "kordon:apikey:$id");
      die "the secret is stored\n" if index($rec, substr($key, 21)) >= 0;
      apikey_script('revoke', $id);
-     sleep 1.2 },
+     sleep 3.2 },
  @r]
 --- error_code eval
 [200, 401]

@@ -132,7 +132,9 @@ that accepts connections and never answers.
 =head1 ENVIRONMENT
 
 C<KORDON_NGINX_BINARY>, C<KORDON_NGINX_MODULES>, C<TEST_NGINX_SERVROOT>
-(default t/servroot), C<TEST_NGINX_PORT> (fixed port),
+(default t/servroot; t/servroot-NAME for t/NAME.t when
+C<KORDON_TEST_PARALLEL=1>, so that C<prove -j> runs files side by side),
+C<TEST_NGINX_PORT> (fixed port),
 C<TEST_NGINX_TIMEOUT> (seconds, default 5), C<TEST_NGINX_NO_SHUFFLE>.
 C<KORDON_ASAN=1> (implied by the C<.asan> mark scripts/build-modules
 leaves in a sanitizer build) takes the modules from
@@ -173,7 +175,10 @@ my $Nginx   = $ENV{KORDON_NGINX_BINARY} || '/usr/sbin/nginx';
 my $Asan    = ($ENV{KORDON_ASAN} // '') eq '1';
 my $Modules = $ENV{KORDON_NGINX_MODULES}
               || "$Top/build/" . ($Asan ? 'asan/' : '') . 'nginx/modules';
-my $Root    = $ENV{TEST_NGINX_SERVROOT} || "$Top/t/servroot";
+my $Root    = $ENV{TEST_NGINX_SERVROOT}
+              || ($ENV{KORDON_TEST_PARALLEL}
+                  ? "$Top/t/servroot-" . basename($0, '.t')
+                  : "$Top/t/servroot");
 my $Timeout = $ENV{TEST_NGINX_TIMEOUT} || 5;
 
 $Modules = "$Top/$Modules" unless $Modules =~ m{^/};
