@@ -384,6 +384,47 @@ users_page_reply(kit_req_t *req, users_query_t *q, int limit)
 }
 
 
+/*
+ * A query of the list routes: "select" is the statement up to its
+ * "where true", to which the filters add "and ..." with parameters.
+ * NULL (and 500 answered) when out of memory.
+ */
+static users_query_t *
+users_q_new(kit_req_t *req, const char *select)
+{
+    users_query_t  *q;
+
+    q = calloc(1, sizeof(*q));
+    if (q == NULL || (q->errors = json_array()) == NULL) {
+        free(q);
+        kit_reply_problem(req, 500, NULL, "out of memory");
+        return NULL;
+    }
+    q->len = (size_t) snprintf(q->sql, sizeof(q->sql), "%s", select);
+    return q;
+}
+
+
+/*
+ * The end of a list route: 422 naming every bad parameter, or the page
+ * ordered by "key" (descending, the keyset cursor's order).  Frees q.
+ */
+static void
+users_q_finish(kit_req_t *req, users_query_t *q, const char *key, int limit)
+{
+    if (json_array_size(q->errors) > 0) {
+        kit_reply_invalid(req, "the query is invalid", q->errors);
+        free(q);
+        return;
+    }
+    json_decref(q->errors);
+    q->len += (size_t) snprintf(q->sql + q->len, sizeof(q->sql) - q->len,
+                                " order by %s desc limit %d", key, limit + 1);
+    users_page_reply(req, q, limit);
+    free(q);
+}
+
+
 void
 users_admin_list(kit_req_t *req)
 {
@@ -394,15 +435,11 @@ users_admin_list(kit_req_t *req)
     if (users_admin_caller(req, USERS_ACT_USERS_LIST) == NULL) {
         return;
     }
-    q = calloc(1, sizeof(*q));
+    q = users_q_new(req, "select u.id, " USERS_ROW_JSON "::text"
+                         " from users u where true");
     if (q == NULL) {
-        kit_reply_problem(req, 500, NULL, "out of memory");
         return;
     }
-    q->errors = json_array();
-    q->len = (size_t) snprintf(q->sql, sizeof(q->sql), "select u.id, "
-                               USERS_ROW_JSON "::text from users u"
-                               " where true");
     users_q_filters(q, req);
     limit = users_page_limit(req, q->errors);
     cursor = kit_req_query(req, "cursor");
@@ -411,16 +448,7 @@ users_admin_list(kit_req_t *req)
     } else if (cursor != NULL) {
         users_q_add(q, " and u.id < $%d::uuid", cursor);
     }
-    if (json_array_size(q->errors) > 0) {
-        kit_reply_invalid(req, "the query is invalid", q->errors);
-        free(q);
-        return;
-    }
-    json_decref(q->errors);
-    q->len += (size_t) snprintf(q->sql + q->len, sizeof(q->sql) - q->len,
-                                " order by u.id desc limit %d", limit + 1);
-    users_page_reply(req, q, limit);
-    free(q);
+    users_q_finish(req, q, "u.id", limit);
 }
 
 
@@ -436,17 +464,14 @@ users_admin_audit(kit_req_t *req)
     if (users_admin_caller(req, USERS_ACT_AUDIT_READ) == NULL) {
         return;
     }
-    q = calloc(1, sizeof(*q));
-    if (q == NULL) {
-        kit_reply_problem(req, 500, NULL, "out of memory");
-        return;
-    }
-    q->errors = json_array();
-    q->len = (size_t) snprintf(q->sql, sizeof(q->sql),
+    q = users_q_new(req,
         "select a.id, json_build_object('id', a.id, 'at', ts_text(a.at),"
         " 'action', a.action, 'actor', a.actor, 'subject', a.subject,"
         " 'ip', a.ip, 'user_agent', a.user_agent, 'request_id',"
         " a.request_id, 'data', a.data)::text from audit a where true");
+    if (q == NULL) {
+        return;
+    }
     if ((v = kit_req_query(req, "user")) != NULL) {
         if (!users_uuid_valid(v)) {
             users_error(q->errors, "/user", "must be a user id");
@@ -488,16 +513,7 @@ users_admin_audit(kit_req_t *req)
         }
     }
     limit = users_page_limit(req, q->errors);
-    if (json_array_size(q->errors) > 0) {
-        kit_reply_invalid(req, "the query is invalid", q->errors);
-        free(q);
-        return;
-    }
-    json_decref(q->errors);
-    q->len += (size_t) snprintf(q->sql + q->len, sizeof(q->sql) - q->len,
-                                " order by a.id desc limit %d", limit + 1);
-    users_page_reply(req, q, limit);
-    free(q);
+    users_q_finish(req, q, "a.id", limit);
 }
 
 
