@@ -51,6 +51,8 @@ static const kit_route_t users_routes[] = {
     { "POST", "/v1/auth/2fa/totp/enable", users_totp_enable, KIT_ROUTE_JSON },
     { "POST", "/v1/auth/2fa/totp/disable", users_totp_disable,
       KIT_ROUTE_JSON },
+    { "POST", "/v1/auth/2fa/recovery-codes", users_recovery_renew,
+      KIT_ROUTE_JSON },
     { "POST", "/v1/auth/refresh", users_refresh,
       KIT_ROUTE_PUBLIC | KIT_ROUTE_JSON },
     { "POST", "/v1/auth/password/forgot", users_password_forgot,

@@ -1,7 +1,8 @@
 /*
  * mfa.c -- the second factor: TOTP setup, enable and disable for the
- * signed-in person, and the second step of a login (POST
- * /v1/auth/login/mfa) with a TOTP or a recovery code.
+ * signed-in person, new recovery codes (POST /v1/auth/2fa/recovery-codes),
+ * and the second step of a login (POST /v1/auth/login/mfa) with a TOTP or
+ * a recovery code.
  *
  * totp.c does the arithmetic; this file keeps its state in the users
  * row.  The secret is sealed at rest (AES-256-GCM, key derived from the
@@ -388,14 +389,30 @@ users_totp_enable_tx(kit_pg_t *pg, void *arg)
 }
 
 
+/* {"status": status, "recovery_codes": [the ten new codes of m]} */
+static json_t *
+users_recovery_json(users_mfa_t *m, const char *status)
+{
+    json_t  *codes;
+    int      i;
+
+    codes = json_array();
+    for (i = 0; i < USERS_RECOVERY_CODES; i++) {
+        json_array_append_new(codes, json_string(m->codes[i]));
+    }
+    return json_pack("{s:s, s:o}", "status", status, "recovery_codes",
+                     codes);
+}
+
+
 void
 users_totp_enable(kit_req_t *req)
 {
     static const char *const  keys[] = { "code", NULL };
     users_mfa_t              *m;
     const char               *user;
-    json_t                   *body, *errors, *codes;
-    int                       rc, i;
+    json_t                   *body, *errors;
+    int                       rc;
 
     user = users_caller(req);
     body = user != NULL ? users_json_object(req) : NULL;
@@ -414,16 +431,8 @@ users_totp_enable(kit_req_t *req)
     }
     json_decref(errors);
     rc = kit_pg_tx("read committed", users_totp_enable_tx, m);
-    codes = NULL;
-    if (rc == 0 && m->outcome == USERS_MFA_OK) {
-        codes = json_array();
-        for (i = 0; i < USERS_RECOVERY_CODES; i++) {
-            json_array_append_new(codes, json_string(m->codes[i]));
-        }
-        codes = json_pack("{s:s, s:o}", "status", "enabled",
-                          "recovery_codes", codes);
-    }
-    users_mfa_reply(m, rc, codes, 200);
+    users_mfa_reply(m, rc, rc == 0 && m->outcome == USERS_MFA_OK
+                    ? users_recovery_json(m, "enabled") : NULL, 200);
     users_mfa_free(m);
 }
 
@@ -915,5 +924,79 @@ users_login_mfa(kit_req_t *req)
         users_mfa_reply(m, rc, rc == 0 && m->outcome == USERS_MFA_OK
                         ? users_tokens_json(&m->tokens) : NULL, 200);
     }
+    users_mfa_free(m);
+}
+
+
+/* ---- new recovery codes ----------------------------------------------- */
+
+/*
+ * POST /v1/auth/2fa/recovery-codes {"code"}: ten new recovery codes for
+ * the signed-in person with 2FA on, proved by a current TOTP code (used
+ * up like any other); the old codes, used or not, stop working.  A wrong
+ * code counts as a failed login of the account, as everywhere else.
+ */
+static int
+users_recovery_renew_tx(kit_pg_t *pg, void *arg)
+{
+    users_mfa_t  *m = arg;
+    int64_t       last;
+    char          pending[USERS_SEAL_HEX_MAX], secret[USERS_SEAL_HEX_MAX];
+    int           on, ok;
+
+    on = users_totp_state(pg, m, pending, secret, &last);
+    if (on != 1) {
+        if (on == 0) {
+            m->outcome = USERS_MFA_STATE;
+            m->detail = "two-factor authentication is off";
+        }
+        return on == -1 ? -1 : 0;
+    }
+    if (m->locked_s > 0) {
+        ok = users_mfa_failed(pg, m, "2fa.recovery_failed", "locked");
+        m->outcome = USERS_MFA_LOCKED;
+        return ok;
+    }
+    ok = users_mfa_totp(pg, m, secret, last);
+    if (ok != 1) {
+        m->detail = "the code is wrong or was used already";
+        return ok == -1 ? -1 : users_mfa_failed(pg, m, "2fa.recovery_failed",
+                                                "code");
+    }
+    return users_recovery_store(pg, m)
+           || users_audit(pg, m->req, "2fa.recovery_renewed", m->caller,
+                          m->user_id, NULL)
+           || users_mfa_event(pg, m, "user.2fa_recovery_renewed");
+}
+
+
+void
+users_recovery_renew(kit_req_t *req)
+{
+    static const char *const  keys[] = { "code", NULL };
+    users_mfa_t              *m;
+    const char               *user;
+    json_t                   *body, *errors;
+    int                       rc;
+
+    user = users_caller(req);
+    body = user != NULL ? users_json_object(req) : NULL;
+    if (body == NULL || (m = users_mfa_new(req)) == NULL) {
+        return;
+    }
+    m->caller = user;
+    snprintf(m->user_id, sizeof(m->user_id), "%s", user);
+    errors = json_array();
+    users_body_only(body, keys, errors);
+    m->code = users_mfa_code(body, 1, errors);
+    if (json_array_size(errors) > 0) {
+        kit_reply_invalid(req, "the request body is invalid", errors);
+        users_mfa_free(m);
+        return;
+    }
+    json_decref(errors);
+    rc = kit_pg_tx("read committed", users_recovery_renew_tx, m);
+    users_mfa_reply(m, rc, rc == 0 && m->outcome == USERS_MFA_OK
+                    ? users_recovery_json(m, "renewed") : NULL, 200);
     users_mfa_free(m);
 }

@@ -267,6 +267,7 @@ void users_jwks_get(kit_req_t *req);
 void users_totp_setup(kit_req_t *req);
 void users_totp_enable(kit_req_t *req);
 void users_totp_disable(kit_req_t *req);
+void users_recovery_renew(kit_req_t *req);
 void users_login_mfa(kit_req_t *req);
 void users_oauth_start_get(kit_req_t *req);
 void users_admin_list(kit_req_t *req);

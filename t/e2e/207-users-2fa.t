@@ -130,11 +130,47 @@ problem_ok(api(POST => '/v1/auth/2fa/totp/disable', { password => PASSWORD }, $t
 
 # on again, then off with a code
 $b32 = api(POST => '/v1/auth/2fa/totp/setup', undef, $tok)->{json}{secret};
-is api(POST => '/v1/auth/2fa/totp/enable', { code => totp_code($b32, -1) }, $tok)->{status}, 200,
-    'enable with the previous step\'s code (clock skew)';
+$r = api(POST => '/v1/auth/2fa/totp/enable', { code => totp_code($b32, -1) }, $tok);
+is $r->{status}, 200, 'enable with the previous step\'s code (clock skew)';
+@rc = @{ $r->{json}{recovery_codes} || [] };
+
+# new recovery codes: a current code proves it, the old codes stop working
+problem_ok(api(POST => '/v1/auth/2fa/recovery-codes', {}, $tok), 422, '/code', undef,
+    'recovery-codes: no code');
+problem_ok(api(POST => '/v1/auth/2fa/recovery-codes', { code => '12a456' }, $tok), 422, '/code', undef,
+    'recovery-codes: not six digits');
+problem_ok(api(POST => '/v1/auth/2fa/recovery-codes', { code => wrong_code($b32) }, $tok), 422, '/code',
+    qr/wrong or was used/, 'recovery-codes: a wrong code');
+is audit_count('2fa.recovery_failed', $uid), 1, 'the wrong code audited';
+is psql_reader("select count(*) from users.recovery_codes where user_id = '$uid' and used_at is null"), 10,
+    'and the codes unchanged';
+my $fresh = totp_code($b32, 0);
+$r = api(POST => '/v1/auth/2fa/recovery-codes', { code => $fresh }, $tok);
+is $r->{status}, 200, 'recovery-codes with a fresh code: 200';
+is $r->{json}{status}, 'renewed', 'status renewed';
+my @rc2 = @{ $r->{json}{recovery_codes} || [] };
+is scalar(@rc2), 10, 'ten new codes';
+is scalar(grep { my $n = $_; grep { $_ eq $n } @rc } @rc2), 0, 'none of them an old one';
+is psql_reader("select count(*) from users.recovery_codes where user_id = '$uid'"), 10,
+    'only the ten new ones are kept';
+is audit_count('2fa.recovery_renewed', $uid), 1, 'audited';
+ok wait_until(sub { grep { $_->{value}{type} eq 'user.2fa_recovery_renewed' && $_->{key} eq $uid }
+                    kafka_read('users.events') }, 20), 'user.2fa_recovery_renewed event';
+problem_ok(api(POST => '/v1/auth/2fa/recovery-codes', { code => $fresh }, $tok), 422, '/code',
+    qr/used already/, 'the same code does not renew twice');
+$ticket = api(POST => '/v1/auth/login', { email => $email, password => PASSWORD })->{json}{mfa_ticket};
+problem_ok(api(POST => '/v1/auth/login/mfa', { mfa_ticket => $ticket, recovery_code => $rc[0] }), 401, undef,
+    qr/recovery code/, 'an old, unused recovery code no longer logs in');
+is api(POST => '/v1/auth/login/mfa', { mfa_ticket => $ticket, recovery_code => $rc2[0] })->{status}, 200,
+    'a new one does';
+problem_ok(api(POST => '/v1/auth/2fa/recovery-codes', { code => totp_code($b32, 1) }), 401, undef, undef,
+    'recovery-codes needs a token');
+
 problem_ok(api(POST => '/v1/auth/2fa/totp/disable', { code => totp_code($b32, -1) }, $tok), 422, '/code',
     undef, 'disable: a used step');
-is api(POST => '/v1/auth/2fa/totp/disable', { code => totp_code($b32, 0) }, $tok)->{status}, 204,
+is api(POST => '/v1/auth/2fa/totp/disable', { code => totp_code($b32, 1) }, $tok)->{status}, 204,
     'disable with a fresh code: 204';
+problem_ok(api(POST => '/v1/auth/2fa/recovery-codes', { code => totp_code($b32, 0) }, $tok), 409, undef,
+    qr/is off/, 'recovery-codes with 2FA off: 409');
 
 done_testing;
