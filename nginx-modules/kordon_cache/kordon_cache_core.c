@@ -155,16 +155,31 @@ kordon_cache_key(const char *method, size_t method_len,
     const char *path, size_t path_len, const char *query, size_t query_len,
     const char *user, size_t user_len, char *out)
 {
+    return kordon_cache_key_vary(method, method_len, path, path_len, query,
+                                 query_len, user, user_len, NULL, 0, out);
+}
+
+
+int
+kordon_cache_key_vary(const char *method, size_t method_len,
+    const char *path, size_t path_len, const char *query, size_t query_len,
+    const char *user, size_t user_len, const char *vary, size_t vary_len,
+    char *out)
+{
     int            rc;
     char           prefix[24];
-    size_t         i, k, n;
+    size_t         i, k, n, nparts;
     unsigned       md_len;
     EVP_MD_CTX    *md;
     unsigned char  digest[EVP_MAX_MD_SIZE];
-    const char    *parts[4] = { method, path, query, user };
-    size_t         lens[4] = { method_len, path_len, query_len, user_len };
+    const char    *parts[5] = { method, path, query, user, vary };
+    size_t         lens[5] = { method_len, path_len, query_len, user_len,
+                               vary_len };
 
     static const char  hex[] = "0123456789abcdef";
+
+    /* no vary part at all: the keys of locations without kordon_cache_vary */
+    nparts = vary ? 5 : 4;
 
     md = EVP_MD_CTX_new();
     if (md == NULL) {
@@ -173,7 +188,7 @@ kordon_cache_key(const char *method, size_t method_len,
 
     rc = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
 
-    for (i = 0; rc == 1 && i < 4; i++) {
+    for (i = 0; rc == 1 && i < nparts; i++) {
         /* "<length>:" before each part: "a" + "bc" != "ab" + "c" */
         k = sizeof(prefix) - 1;
         prefix[k] = ':';
@@ -529,4 +544,71 @@ kordon_cache_seconds(const char *p, size_t len)
     }
 
     return n < 31536000 ? n : 31536000;
+}
+
+
+size_t
+kordon_cache_vary_value(const char *value, size_t len, char *out)
+{
+    size_t       n;
+    unsigned     space;
+    const char  *p, *end;
+
+    n = 0;
+    space = 0;
+    end = value + len;
+
+    for (p = value; p < end; p++) {
+        if (*p == ' ' || *p == '\t') {
+            space = 1;
+            continue;
+        }
+
+        /* one space between words; none at the ends or around a comma */
+        if (space && n > 0 && out[n - 1] != ',' && *p != ',') {
+            out[n++] = ' ';
+        }
+
+        space = 0;
+        out[n++] = *p;
+    }
+
+    return n;
+}
+
+
+long
+kordon_cache_tags_parse(const char *list, size_t len, kordon_cache_str_t *tags,
+    size_t max)
+{
+    size_t       n;
+    const char  *p, *s, *end;
+
+    n = 0;
+    p = list;
+    end = list + len;
+
+    for ( ;; ) {
+        while (p < end && (*p == ' ' || *p == ',' || *p == '\t')) {
+            p++;
+        }
+
+        if (p == end) {
+            break;
+        }
+
+        for (s = p; p < end && *p != ' ' && *p != ',' && *p != '\t'; p++) {
+            /* void */
+        }
+
+        if (n == max || !kordon_cache_tag_valid(s, (size_t) (p - s))) {
+            return -1;
+        }
+
+        tags[n].data = s;
+        tags[n].len = (size_t) (p - s);
+        n++;
+    }
+
+    return n ? (long) n : -1;
 }

@@ -20,7 +20,11 @@ static ngx_int_t ngx_http_kordon_cache_lookup(ngx_http_request_t *r,
     ngx_http_kordon_cache_ctx_t *ctx,
     ngx_http_kordon_cache_loc_conf_t *clcf);
 static ngx_int_t ngx_http_kordon_cache_make_key(ngx_http_request_t *r,
-    ngx_http_kordon_cache_ctx_t *ctx, ngx_str_t *user);
+    ngx_http_kordon_cache_ctx_t *ctx, ngx_str_t *user, ngx_array_t *vary);
+static ngx_int_t ngx_http_kordon_cache_vary_part(ngx_http_request_t *r,
+    ngx_array_t *vary, ngx_str_t *out);
+static ngx_uint_t ngx_http_kordon_cache_vary_ok(ngx_str_t *value,
+    ngx_array_t *vary);
 static ngx_uint_t ngx_http_kordon_cache_has_credentials(
     ngx_http_request_t *r);
 static void ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r,
@@ -42,7 +46,8 @@ static ngx_int_t ngx_http_kordon_cache_decide(ngx_http_request_t *r,
     ngx_http_kordon_cache_ctx_t *ctx,
     ngx_http_kordon_cache_loc_conf_t *clcf);
 static ngx_uint_t ngx_http_kordon_cache_scan_headers(ngx_http_request_t *r,
-    ngx_http_kordon_cache_ctx_t *ctx, kordon_cache_cc_t *cc, ngx_uint_t ok);
+    ngx_http_kordon_cache_ctx_t *ctx, kordon_cache_cc_t *cc, ngx_uint_t ok,
+    ngx_array_t *vary);
 static ngx_uint_t ngx_http_kordon_cache_named(ngx_table_elt_t *h,
     ngx_str_t *name);
 static ngx_int_t ngx_http_kordon_cache_keep_header(
@@ -185,7 +190,8 @@ ngx_http_kordon_cache_lookup(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_kordon_cache_make_key(r, ctx, &user) != NGX_OK) {
+    if (ngx_http_kordon_cache_make_key(r, ctx, &user, clcf->vary) != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
@@ -216,11 +222,18 @@ ngx_http_kordon_cache_lookup(ngx_http_request_t *r,
 /* a HEAD looks up what a GET stored: the method in the key is GET */
 static ngx_int_t
 ngx_http_kordon_cache_make_key(ngx_http_request_t *r,
-    ngx_http_kordon_cache_ctx_t *ctx, ngx_str_t *user)
+    ngx_http_kordon_cache_ctx_t *ctx, ngx_str_t *user, ngx_array_t *vary)
 {
-    long     qlen;
-    u_char  *path, *query;
-    size_t   plen;
+    long       qlen;
+    u_char    *path, *query;
+    size_t     plen;
+    ngx_str_t  v;
+
+    ngx_str_null(&v);
+
+    if (vary && ngx_http_kordon_cache_vary_part(r, vary, &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     path = ngx_pnalloc(r->pool, r->uri.len + 1 + r->args.len + 1);
     if (path == NULL) {
@@ -241,9 +254,10 @@ ngx_http_kordon_cache_make_key(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (kordon_cache_key("GET", 3, (char *) path, plen, (char *) query,
-                         (size_t) qlen, (char *) user->data, user->len,
-                         (char *) ctx->key)
+    if (kordon_cache_key_vary("GET", 3, (char *) path, plen, (char *) query,
+                              (size_t) qlen, (char *) user->data, user->len,
+                              vary ? (char *) v.data : NULL, v.len,
+                              (char *) ctx->key)
         != 0)
     {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -254,6 +268,100 @@ ngx_http_kordon_cache_make_key(ngx_http_request_t *r,
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "kordon cache: key %*s",
                    (size_t) KORDON_CACHE_KEY_LEN, ctx->key);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The key's part for kordon_cache_vary: per header named, in the order
+ * of the directive, "<name>\0" and then "=<value>\0" with the values of
+ * all its lines joined by "," and normalized (kordon_cache_vary_value),
+ * or "-\0" when the request has none.  A header value never holds a NUL,
+ * so no two requests that differ share a part.  NGX_ERROR: no memory.
+ */
+static ngx_int_t
+ngx_http_kordon_cache_vary_part(ngx_http_request_t *r, ngx_array_t *vary,
+    ngx_str_t *out)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_str_t        *name;
+    ngx_uint_t        i, j, pass, found;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    name = vary->elts;
+    len = 0;
+    p = NULL;
+
+    /* pass 0 measures, pass 1 writes */
+    for (pass = 0; pass < 2; pass++) {
+
+        for (j = 0; j < vary->nelts; j++) {
+            if (pass) {
+                p = ngx_cpymem(p, name[j].data, name[j].len);
+                *p++ = '\0';
+
+            } else {
+                len += name[j].len + 3;
+            }
+
+            found = 0;
+            part = &r->headers_in.headers.part;
+            h = part->elts;
+
+            for (i = 0; /* void */; i++) {
+
+                if (i >= part->nelts) {
+                    if (part->next == NULL) {
+                        break;
+                    }
+
+                    part = part->next;
+                    h = part->elts;
+                    i = 0;
+                }
+
+                if (h[i].key.len != name[j].len
+                    || ngx_strncasecmp(h[i].key.data, name[j].data,
+                                       name[j].len) != 0)
+                {
+                    continue;
+                }
+
+                if (pass == 0) {
+                    len += h[i].value.len + 1;
+
+                } else {
+                    *p++ = (u_char) (found ? ',' : '=');
+                    p += kordon_cache_vary_value((char *) h[i].value.data,
+                                                 h[i].value.len, (char *) p);
+                }
+
+                found = 1;
+            }
+
+            if (pass) {
+                if (!found) {
+                    *p++ = '-';
+                }
+
+                *p++ = '\0';
+            }
+        }
+
+        if (pass == 0) {
+            out->data = ngx_pnalloc(r->pool, len);
+            if (out->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            p = out->data;
+        }
+    }
+
+    out->len = p - out->data;
 
     return NGX_OK;
 }
@@ -663,7 +771,7 @@ ngx_http_kordon_cache_decide(ngx_http_request_t *r,
 
     kordon_cache_cc_init(&cc);
 
-    ok = ngx_http_kordon_cache_scan_headers(r, ctx, &cc, ok);
+    ok = ngx_http_kordon_cache_scan_headers(r, ctx, &cc, ok, clcf->vary);
 
     if (ok) {
         ctx->ttl = (ngx_msec_t) kordon_cache_ttl_ms(&cc, clcf->ttl,
@@ -695,13 +803,15 @@ ngx_http_kordon_cache_decide(ngx_http_request_t *r,
  * Walks the response headers: strips X-Kordon-Cache-Tags (its tags
  * kept), and while ok, reads Cache-Control into cc and keeps the headers
  * an entry replays.  Returns 0 for an answer that must not be stored:
- * Set-Cookie, "Vary: *", a Content-Encoding (a hit would reach clients
+ * Set-Cookie, a Vary that the key does not cover (vary_ok), a
+ * Content-Encoding (a hit would reach clients
  * that never accepted it; nginx's gzip, below this filter, compresses a
  * hit per client), too many kept headers; else ok.
  */
 static ngx_uint_t
 ngx_http_kordon_cache_scan_headers(ngx_http_request_t *r,
-    ngx_http_kordon_cache_ctx_t *ctx, kordon_cache_cc_t *cc, ngx_uint_t ok)
+    ngx_http_kordon_cache_ctx_t *ctx, kordon_cache_cc_t *cc, ngx_uint_t ok,
+    ngx_array_t *vary)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -746,8 +856,7 @@ ngx_http_kordon_cache_scan_headers(ngx_http_request_t *r,
                                         (u_char *) "identity",
                                         h[i].value.len) == 0))
             || (ngx_http_kordon_cache_named(&h[i], &ngx_http_kordon_cache_vary)
-                && ngx_strlchr(h[i].value.data,
-                               h[i].value.data + h[i].value.len, '*')))
+                && !ngx_http_kordon_cache_vary_ok(&h[i].value, vary)))
         {
             ok = 0;
             continue;
@@ -766,6 +875,67 @@ ngx_http_kordon_cache_scan_headers(ngx_http_request_t *r,
     }
 
     return ok;
+}
+
+
+/*
+ * 1 if every header a Vary value names is in the key: one of the
+ * location's kordon_cache_vary, or Accept-Encoding (an entry is never
+ * encoded, so it fits every request; nginx's gzip, below this filter,
+ * compresses per client).  "*" never fits.
+ */
+static ngx_uint_t
+ngx_http_kordon_cache_vary_ok(ngx_str_t *value, ngx_array_t *vary)
+{
+    u_char      *p, *end, *s;
+    size_t       len;
+    ngx_str_t   *name;
+    ngx_uint_t   i;
+
+    p = value->data;
+    end = p + value->len;
+
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        for (s = p; p < end && *p != ' ' && *p != '\t' && *p != ','; p++) {
+            /* void */
+        }
+
+        len = p - s;
+
+        if (len == 0) {
+            continue;
+        }
+
+        if (len == sizeof("Accept-Encoding") - 1
+            && ngx_strncasecmp(s, (u_char *) "Accept-Encoding", len) == 0)
+        {
+            continue;
+        }
+
+        if (vary == NULL) {
+            return 0;
+        }
+
+        name = vary->elts;
+
+        for (i = 0; i < vary->nelts; i++) {
+            if (name[i].len == len
+                && ngx_strncasecmp(s, name[i].data, len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == vary->nelts) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -35,6 +35,8 @@ typedef struct {
     size_t                           max_size;   /* kordon_cache_max_size */
     ngx_msec_t                       timeout;    /* kordon_cache_timeout */
     ngx_array_t                     *statuses;   /* kordon_cache_statuses */
+    ngx_array_t                     *vary;       /* kordon_cache_vary:
+                                                    ngx_str_t, lowercase */
     ngx_http_kordon_redis_server_t  *purge;      /* kordon_cache_purge */
 } ngx_http_kordon_cache_loc_conf_t;
 

@@ -14,7 +14,9 @@
  * The one idea: the lookup sits in the PRECONTENT phase, after every
  * access check (JWT, API keys, roles, auth_request, allow/deny), so a hit
  * can never answer a request that the edge would have refused; the key
- * (kordon_cache_key) names the user for private data.
+ * (kordon_cache_key) names the user for private data, and the values of
+ * the request headers named by kordon_cache_vary; an answer whose Vary
+ * names any other header is not stored, so a hit always fits.
  *
  * This file: directives, configuration, the variable, the counters'
  * zone, kordon_cache_stats, and the worker's library loader start.  The
@@ -46,6 +48,8 @@ static char *ngx_http_kordon_cache_stats_cmd(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_kordon_cache_statuses(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_kordon_cache_vary(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_http_kordon_redis_server_t *ngx_http_kordon_cache_server(
     ngx_conf_t *cf, ngx_str_t *name);
 static ngx_int_t ngx_http_kordon_cache_stats_handler(ngx_http_request_t *r);
@@ -100,6 +104,13 @@ static ngx_command_t  ngx_http_kordon_cache_commands[] = {
     { ngx_string("kordon_cache_statuses"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_kordon_cache_statuses,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("kordon_cache_vary"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_kordon_cache_vary,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -267,6 +278,7 @@ ngx_http_kordon_cache_create_loc_conf(ngx_conf_t *cf)
     clcf->max_size = NGX_CONF_UNSET_SIZE;
     clcf->timeout = NGX_CONF_UNSET_MSEC;
     clcf->statuses = NGX_CONF_UNSET_PTR;
+    clcf->vary = NGX_CONF_UNSET_PTR;
 
     return clcf;
 }
@@ -286,6 +298,7 @@ ngx_http_kordon_cache_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_size_value(conf->max_size, prev->max_size, 64 * 1024);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 0);
     ngx_conf_merge_ptr_value(conf->statuses, prev->statuses, NULL);
+    ngx_conf_merge_ptr_value(conf->vary, prev->vary, NULL);
 
     if (conf->user == NULL) {
         conf->user = prev->user;
@@ -511,6 +524,76 @@ ngx_http_kordon_cache_statuses(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         *s = (ngx_uint_t) n;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * kordon_cache_vary Accept-Language Origin ...: the request headers this
+ * location's answers may vary on; their values join the key, and an
+ * answer whose Vary names another header is not stored.  "off" (alone)
+ * cancels an inherited list.
+ */
+static char *
+ngx_http_kordon_cache_vary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_kordon_cache_loc_conf_t *clcf = conf;
+
+    u_char      *p;
+    ngx_str_t   *value, *name;
+    ngx_uint_t   i;
+
+    if (clcf->vary != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        clcf->vary = NULL;
+        return NGX_CONF_OK;
+    }
+
+    if (cf->args->nelts - 1 > KORDON_CACHE_VARY_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "at most %d headers in \"kordon_cache_vary\"",
+                           KORDON_CACHE_VARY_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->vary = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                  sizeof(ngx_str_t));
+    if (clcf->vary == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        for (p = value[i].data; p < value[i].data + value[i].len; p++) {
+            if (!(isalnum(*p) || *p == '-' || *p == '_')) {
+                break;
+            }
+        }
+
+        if (value[i].len == 0 || p < value[i].data + value[i].len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid header name \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        name = ngx_array_push(clcf->vary);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        name->len = value[i].len;
+        name->data = ngx_pnalloc(cf->pool, name->len);
+        if (name->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_strlow(name->data, value[i].data, name->len);
     }
 
     return NGX_CONF_OK;
