@@ -46,6 +46,11 @@ typedef struct {
     ngx_array_t                      servers;
     ngx_shm_zone_t                  *shm_zone;
     ngx_http_kordon_cache_stats_t   *stats;     /* in the zone */
+
+    /* kordon_cache_purge_channel <redis> <channel> */
+    ngx_http_kordon_redis_server_t  *channel_server;
+    ngx_str_t                        channel;
+    ngx_http_kordon_redis_sub_t     *subscriber;  /* worker 0's */
 } ngx_http_kordon_cache_main_conf_t;
 
 
@@ -76,6 +81,7 @@ ngx_int_t ngx_http_kordon_cache_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_kordon_cache_purge_handler(ngx_http_request_t *r);
 void ngx_http_kordon_cache_loader_start(ngx_cycle_t *cycle,
     ngx_array_t *servers);
+void ngx_http_kordon_cache_channel_message(ngx_str_t *message, void *data);
 ngx_str_t *ngx_http_kordon_cache_status_text(ngx_uint_t status);
 
 

@@ -40,6 +40,9 @@ static ngx_int_t ngx_http_kordon_cache_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_kordon_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_kordon_cache_init_process(ngx_cycle_t *cycle);
+static void ngx_http_kordon_cache_exit_process(ngx_cycle_t *cycle);
+static char *ngx_http_kordon_cache_purge_channel(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_kordon_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_kordon_cache_purge(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -122,6 +125,13 @@ static ngx_command_t  ngx_http_kordon_cache_commands[] = {
       0,
       NULL },
 
+    { ngx_string("kordon_cache_purge_channel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_kordon_cache_purge_channel,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("kordon_cache_stats"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_kordon_cache_stats_cmd,
@@ -158,7 +168,7 @@ ngx_module_t  ngx_http_kordon_cache_module = {
     ngx_http_kordon_cache_init_process,    /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_kordon_cache_exit_process,    /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -415,7 +425,81 @@ ngx_http_kordon_cache_init_process(ngx_cycle_t *cycle)
 
     ngx_http_kordon_cache_loader_start(cycle, &kmcf->servers);
 
+    /*
+     * one subscriber per edge: every worker purges the same Redis, so
+     * one purge per message is enough; worker 0 is there as long as the
+     * edge is (a new one after a reload or a crash)
+     */
+
+    if (kmcf->channel.len
+        && ngx_worker == 0
+        && (ngx_process == NGX_PROCESS_WORKER
+            || ngx_process == NGX_PROCESS_SINGLE))
+    {
+        kmcf->subscriber = ngx_http_kordon_redis_subscribe(cycle,
+                               kmcf->channel_server, &kmcf->channel,
+                               ngx_http_kordon_cache_channel_message, kmcf);
+
+        if (kmcf->subscriber == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "kordon cache: could not subscribe to channel "
+                          "\"%V\"", &kmcf->channel);
+        }
+    }
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_kordon_cache_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_kordon_cache_main_conf_t  *kmcf;
+
+    kmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_kordon_cache_module);
+
+    if (kmcf && kmcf->subscriber) {
+        ngx_http_kordon_redis_unsubscribe(kmcf->subscriber);
+        kmcf->subscriber = NULL;
+    }
+}
+
+
+/* kordon_cache_purge_channel <redis> <channel>: the edge's subscription */
+static char *
+ngx_http_kordon_cache_purge_channel(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_kordon_cache_main_conf_t *kmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (kmcf->channel.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[2].len == 0 || value[2].len > 256
+        || ngx_strlchr(value[2].data, value[2].data + value[2].len, '*')
+        || ngx_strlchr(value[2].data, value[2].data + value[2].len, '?')
+        || ngx_strlchr(value[2].data, value[2].data + value[2].len, '['))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid channel \"%V\": 1 to 256 bytes, "
+                           "no pattern characters", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    kmcf->channel_server = ngx_http_kordon_cache_server(cf, &value[1]);
+    if (kmcf->channel_server == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    kmcf->channel = value[2];
+
+    return NGX_CONF_OK;
 }
 
 
@@ -663,7 +747,9 @@ ngx_http_kordon_cache_stats_handler(ngx_http_request_t *r)
 
     len = sizeof("{\"hits\":,\"misses\":,\"bypasses\":,\"redis_errors\":,"
                  "\"stores\":,\"store_errors\":,\"not_stored\":,"
-                 "\"purges\":}\n") + 8 * NGX_ATOMIC_T_LEN;
+                 "\"purges\":,\"channel_messages\":,\"channel_ignored\":,"
+                 "\"lock_waits\":,\"lock_timeouts\":}\n")
+          + 12 * NGX_ATOMIC_T_LEN;
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -674,10 +760,14 @@ ngx_http_kordon_cache_stats_handler(ngx_http_request_t *r)
                           "{\"hits\":%uA,\"misses\":%uA,\"bypasses\":%uA,"
                           "\"redis_errors\":%uA,\"stores\":%uA,"
                           "\"store_errors\":%uA,\"not_stored\":%uA,"
-                          "\"purges\":%uA}\n",
+                          "\"purges\":%uA,\"channel_messages\":%uA,"
+                          "\"channel_ignored\":%uA,\"lock_waits\":%uA,"
+                          "\"lock_timeouts\":%uA}\n",
                           st->hits, st->misses, st->bypasses,
                           st->redis_errors, st->stores, st->store_errors,
-                          st->not_stored, st->purges);
+                          st->not_stored, st->purges, st->channel_messages,
+                          st->channel_ignored, st->lock_waits,
+                          st->lock_timeouts);
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
