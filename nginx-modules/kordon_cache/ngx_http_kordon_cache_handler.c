@@ -9,7 +9,10 @@
  * and the body filter copies the answer, at most kordon_cache_max_size
  * bytes; after the last buffer went down the chain the entry is stored
  * with commands that are not bound to the request, so their handler
- * only counts and never touches it (it may be gone by then).
+ * only counts and never touches it (it may be gone by then).  A miss
+ * first asks the single-flight lock (ngx_http_kordon_cache_lock.c)
+ * whether another request is fetching the same key; the filters release
+ * the requests waiting on this one as soon as its fate is known.
  */
 
 
@@ -29,8 +32,6 @@ static ngx_uint_t ngx_http_kordon_cache_has_credentials(
     ngx_http_request_t *r);
 static void ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
-static ngx_int_t ngx_http_kordon_cache_send_hit(ngx_http_request_t *r,
-    u_char *data, size_t len);
 static ngx_int_t ngx_http_kordon_cache_replay(ngx_http_request_t *r,
     kordon_cache_entry_t *e);
 static ngx_int_t ngx_http_kordon_cache_cc_set(ngx_http_request_t *r,
@@ -410,9 +411,10 @@ static void
 ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r, redisReply *reply,
     ngx_uint_t status, void *data)
 {
-    u_char                       *copy;
-    ngx_int_t                     rc;
-    ngx_http_kordon_cache_ctx_t  *ctx = data;
+    u_char                            *copy;
+    ngx_int_t                          rc;
+    ngx_http_kordon_cache_loc_conf_t  *clcf;
+    ngx_http_kordon_cache_ctx_t       *ctx = data;
 
     ctx->waiting = 0;
     ctx->done = 1;
@@ -446,6 +448,15 @@ ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r, redisReply *reply,
         }
     }
 
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_kordon_cache_module);
+
+    /* another request of this worker may be fetching it already */
+    if (clcf->lock
+        && ngx_http_kordon_cache_lock(r, ctx, clcf) == NGX_AGAIN)
+    {
+        return;
+    }
+
     ctx->status = NGX_HTTP_KORDON_CACHE_MISS;
     ngx_http_kordon_cache_inc(misses);
     ngx_http_core_run_phases(r);
@@ -457,7 +468,7 @@ ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r, redisReply *reply,
  * not parse (treated as a miss, and overwritten by the store), else what
  * a content handler returns.
  */
-static ngx_int_t
+ngx_int_t
 ngx_http_kordon_cache_send_hit(ngx_http_request_t *r, u_char *data,
     size_t len)
 {
@@ -705,6 +716,11 @@ ngx_http_kordon_cache_header_filter(ngx_http_request_t *r)
     {
         ctx->store = 0;
         ngx_http_kordon_cache_inc(not_stored);
+    }
+
+    /* nothing will be stored: whoever waits for it goes upstream now */
+    if (!ctx->store) {
+        ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
     }
 
     return rc;
@@ -1043,6 +1059,7 @@ ngx_http_kordon_cache_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         {
             ctx->store = 0;
             ngx_http_kordon_cache_inc(not_stored);
+            ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
             break;
         }
 
@@ -1061,6 +1078,7 @@ ngx_http_kordon_cache_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             && (off_t) ctx->body_len != r->headers_out.content_length_n)
         {
             ngx_http_kordon_cache_inc(not_stored);
+            ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
             return rc;
         }
 
@@ -1160,11 +1178,15 @@ ngx_http_kordon_cache_store(ngx_http_request_t *r,
 
     entry = ngx_pnalloc(r->pool, kordon_cache_entry_size(&ctx->entry));
     if (entry == NULL) {
+        ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
         return;
     }
 
     end = (u_char *) kordon_cache_entry_write((char *) entry, &ctx->entry);
     ttl_len = ngx_sprintf(ttl, "%M", ctx->ttl) - ttl;
+
+    /* the answer is complete: whoever waits for it gets it, stored or not */
+    ngx_http_kordon_cache_lock_release(ctx, entry, end - entry);
 
     argv[0] = "SET";
     argv[1] = (char *) ctx->key;

@@ -18,11 +18,16 @@
  * the request headers named by kordon_cache_vary; an answer whose Vary
  * names any other header is not stored, so a hit always fits.
  *
+ * Misses of one key in one worker fly once (kordon_cache_lock): the
+ * first goes upstream, the others wait for its answer, bounded.
+ *
  * This file: directives, configuration, the variable, the counters'
- * zone, kordon_cache_stats, and the worker's library loader start.  The
- * lookup and the filters are in ngx_http_kordon_cache_handler.c, tag
- * purges in ngx_http_kordon_cache_purge.c, the nginx-free key,
- * Cache-Control and entry code in kordon_cache_core.c.
+ * zone, kordon_cache_stats, the worker's library loader start and
+ * worker 0's purge channel subscription.  The lookup and the filters are
+ * in ngx_http_kordon_cache_handler.c, tag purges (route, FCALL library,
+ * channel) in ngx_http_kordon_cache_purge.c, single-flight in
+ * ngx_http_kordon_cache_lock.c, the nginx-free key, Cache-Control and
+ * entry code in kordon_cache_core.c.
  */
 
 
@@ -116,6 +121,20 @@ static ngx_command_t  ngx_http_kordon_cache_commands[] = {
       ngx_http_kordon_cache_vary,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("kordon_cache_lock"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_kordon_cache_loc_conf_t, lock),
+      NULL },
+
+    { ngx_string("kordon_cache_lock_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_kordon_cache_loc_conf_t, lock_timeout),
       NULL },
 
     { ngx_string("kordon_cache_purge"),
@@ -289,6 +308,8 @@ ngx_http_kordon_cache_create_loc_conf(ngx_conf_t *cf)
     clcf->timeout = NGX_CONF_UNSET_MSEC;
     clcf->statuses = NGX_CONF_UNSET_PTR;
     clcf->vary = NGX_CONF_UNSET_PTR;
+    clcf->lock = NGX_CONF_UNSET;
+    clcf->lock_timeout = NGX_CONF_UNSET_MSEC;
 
     return clcf;
 }
@@ -309,6 +330,8 @@ ngx_http_kordon_cache_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 0);
     ngx_conf_merge_ptr_value(conf->statuses, prev->statuses, NULL);
     ngx_conf_merge_ptr_value(conf->vary, prev->vary, NULL);
+    ngx_conf_merge_value(conf->lock, prev->lock, 1);
+    ngx_conf_merge_msec_value(conf->lock_timeout, prev->lock_timeout, 2000);
 
     if (conf->user == NULL) {
         conf->user = prev->user;
