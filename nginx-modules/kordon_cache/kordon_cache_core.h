@@ -93,7 +93,8 @@ long kordon_cache_query_normalize(const char *query, size_t len, char *out);
  * the user, each length-prefixed so that no two requests share a key.
  * path and query must be normalized already (the functions above).
  * Writes KORDON_CACHE_KEY_LEN bytes (no NUL) to out; returns 0, or -1
- * when OpenSSL fails.
+ * when OpenSSL fails.  It keeps one SHA-256 context for the process
+ * (made on the first call): call it from one thread at a time.
  */
 int kordon_cache_key(const char *method, size_t method_len,
     const char *path, size_t path_len, const char *query, size_t query_len,
