@@ -451,10 +451,20 @@ ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r, redisReply *reply,
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_kordon_cache_module);
 
     /* another request of this worker may be fetching it already */
-    if (clcf->lock
-        && ngx_http_kordon_cache_lock(r, ctx, clcf) == NGX_AGAIN)
-    {
+    rc = clcf->lock ? ngx_http_kordon_cache_lock(r, ctx, clcf) : NGX_OK;
+
+    if (rc == NGX_AGAIN) {
         return;
+    }
+
+    if (rc == NGX_DONE) {
+        /* stored a moment ago, the SET not yet answered */
+        rc = ngx_http_kordon_cache_send_hit(r, ctx->lock_entry,
+                                            ctx->lock_entry_len);
+        if (rc != NGX_DECLINED) {
+            ngx_http_finalize_request(r, rc);
+            return;
+        }
     }
 
     ctx->status = NGX_HTTP_KORDON_CACHE_MISS;
@@ -720,7 +730,7 @@ ngx_http_kordon_cache_header_filter(ngx_http_request_t *r)
 
     /* nothing will be stored: whoever waits for it goes upstream now */
     if (!ctx->store) {
-        ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
+        (void) ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
     }
 
     return rc;
@@ -1059,7 +1069,7 @@ ngx_http_kordon_cache_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         {
             ctx->store = 0;
             ngx_http_kordon_cache_inc(not_stored);
-            ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
+            (void) ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
             break;
         }
 
@@ -1078,7 +1088,7 @@ ngx_http_kordon_cache_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             && (off_t) ctx->body_len != r->headers_out.content_length_n)
         {
             ngx_http_kordon_cache_inc(not_stored);
-            ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
+            (void) ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
             return rc;
         }
 
@@ -1164,6 +1174,7 @@ static void
 ngx_http_kordon_cache_store(ngx_http_request_t *r,
     ngx_http_kordon_cache_ctx_t *ctx, ngx_http_kordon_cache_loc_conf_t *clcf)
 {
+    void        *flight;
     u_char      *entry, *end;
     u_char       ttl[NGX_INT64_LEN];
     size_t       ttl_len;
@@ -1178,15 +1189,18 @@ ngx_http_kordon_cache_store(ngx_http_request_t *r,
 
     entry = ngx_pnalloc(r->pool, kordon_cache_entry_size(&ctx->entry));
     if (entry == NULL) {
-        ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
+        (void) ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
         return;
     }
 
     end = (u_char *) kordon_cache_entry_write((char *) entry, &ctx->entry);
     ttl_len = ngx_sprintf(ttl, "%M", ctx->ttl) - ttl;
 
-    /* the answer is complete: whoever waits for it gets it, stored or not */
-    ngx_http_kordon_cache_lock_release(ctx, entry, end - entry);
+    /*
+     * the answer is complete: whoever waits for it gets it, stored or
+     * not; the flight stays until Redis answers the SET
+     */
+    flight = ngx_http_kordon_cache_lock_release(ctx, entry, end - entry);
 
     argv[0] = "SET";
     argv[1] = (char *) ctx->key;
@@ -1201,9 +1215,16 @@ ngx_http_kordon_cache_store(ngx_http_request_t *r,
 
     rc = ngx_http_kordon_redis_send(clcf->server, 5, argv, argvlen, 0,
                                     ngx_http_kordon_cache_stored,
-                                    &ngx_http_kordon_cache_set_mark, NULL);
+                                    flight ? flight
+                                           : &ngx_http_kordon_cache_set_mark,
+                                    NULL);
     if (rc != NGX_HTTP_KORDON_REDIS_OK) {
         ngx_http_kordon_cache_inc(store_errors);
+
+        if (flight) {
+            ngx_http_kordon_cache_lock_done(flight);
+        }
+
         return;
     }
 
@@ -1266,7 +1287,8 @@ ngx_http_kordon_cache_store_tag(ngx_http_request_t *r,
 
 /*
  * A store command's end.  data is non-NULL for the SET only, which is
- * counted; never a request.
+ * counted: the mark, or the single-flight's flight, which goes now;
+ * never a request.
  */
 static void
 ngx_http_kordon_cache_stored(redisReply *reply, ngx_uint_t status,
@@ -1276,6 +1298,10 @@ ngx_http_kordon_cache_stored(redisReply *reply, ngx_uint_t status,
 
     if (data == NULL) {
         return;
+    }
+
+    if (data != &ngx_http_kordon_cache_set_mark) {
+        ngx_http_kordon_cache_lock_done(data);
     }
 
     st = ngx_http_kordon_cache_stats();

@@ -99,8 +99,9 @@ ngx_int_t ngx_http_kordon_cache_send_hit(ngx_http_request_t *r,
 ngx_int_t ngx_http_kordon_cache_lock(ngx_http_request_t *r,
     ngx_http_kordon_cache_ctx_t *ctx,
     ngx_http_kordon_cache_loc_conf_t *clcf);
-void ngx_http_kordon_cache_lock_release(ngx_http_kordon_cache_ctx_t *ctx,
+void *ngx_http_kordon_cache_lock_release(ngx_http_kordon_cache_ctx_t *ctx,
     u_char *entry, size_t len);
+void ngx_http_kordon_cache_lock_done(void *flight);
 void ngx_http_kordon_cache_loader_start(ngx_cycle_t *cycle,
     ngx_array_t *servers);
 void ngx_http_kordon_cache_channel_message(ngx_str_t *message, void *data);

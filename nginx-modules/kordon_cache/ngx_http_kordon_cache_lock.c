@@ -23,6 +23,12 @@
  * Each leader or waiter has a cleanup on its pool: a request freed while
  * it leads releases its waiters (upstream), one freed while it waits
  * leaves the list and drops its timer and posted event.
+ *
+ * A stored answer's flight outlives its leader until Redis acknowledges
+ * the SET: a lookup sent just before the SET may still answer nil (the
+ * replies come in order on the worker's connection), and without the
+ * flight that miss would lead a second upstream request.  Such a miss is
+ * answered from the flight's copy of the entry instead.
  */
 
 
@@ -32,12 +38,16 @@
 typedef struct {
     ngx_str_node_t                   sn;        /* by key, in the tree */
     ngx_queue_t                      waiters;   /* ctx->lock_queue */
+    u_char                          *entry;     /* filled: the stored one */
+    size_t                           entry_len;
     u_char                           key[KORDON_CACHE_KEY_LEN];
 } ngx_http_kordon_cache_flight_t;
 
 
 static ngx_http_kordon_cache_flight_t *ngx_http_kordon_cache_flight_find(
     u_char *key);
+static void ngx_http_kordon_cache_flight_free(
+    ngx_http_kordon_cache_flight_t *f);
 static ngx_int_t ngx_http_kordon_cache_lock_cleanup_add(
     ngx_http_request_t *r, ngx_http_kordon_cache_ctx_t *ctx);
 static void ngx_http_kordon_cache_lock_cleanup(void *data);
@@ -53,10 +63,12 @@ static ngx_uint_t         ngx_http_kordon_cache_flights_init;
 /*
  * On a miss of a GET (or HEAD) whose location has kordon_cache_lock on.
  * Returns NGX_AGAIN when the request now waits for another one's answer
- * (it holds its reference; the wake handler resumes it), NGX_OK when it
- * leads (a GET with no flight for its key: it goes upstream, and must
- * release the flight), NGX_DECLINED when neither (a HEAD with nobody to
- * wait for, too many flights, no memory): it goes upstream alone.
+ * (it holds its reference; the wake handler resumes it), NGX_DONE when
+ * the answer was just stored (ctx->lock_entry is a copy: answer from
+ * it), NGX_OK when it leads (a GET with no flight for its key: it goes
+ * upstream, and must release the flight), NGX_DECLINED when none of
+ * these (a HEAD with nobody to wait for, too many flights, no memory):
+ * it goes upstream alone.
  */
 ngx_int_t
 ngx_http_kordon_cache_lock(ngx_http_request_t *r,
@@ -72,6 +84,18 @@ ngx_http_kordon_cache_lock(ngx_http_request_t *r,
     }
 
     f = ngx_http_kordon_cache_flight_find(ctx->key);
+
+    if (f && f->entry) {
+        ctx->lock_entry = ngx_pnalloc(r->pool, f->entry_len);
+        if (ctx->lock_entry == NULL) {
+            return NGX_DECLINED;
+        }
+
+        ngx_memcpy(ctx->lock_entry, f->entry, f->entry_len);
+        ctx->lock_entry_len = f->entry_len;
+
+        return NGX_DONE;
+    }
 
     if (f) {
         if (ngx_http_kordon_cache_lock_cleanup_add(r, ctx) != NGX_OK) {
@@ -117,6 +141,8 @@ ngx_http_kordon_cache_lock(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    f->entry = NULL;
+    f->entry_len = 0;
     ngx_memcpy(f->key, ctx->key, KORDON_CACHE_KEY_LEN);
     f->sn.str.data = f->key;
     f->sn.str.len = KORDON_CACHE_KEY_LEN;
@@ -174,12 +200,15 @@ ngx_http_kordon_cache_lock_cleanup_add(ngx_http_request_t *r,
 
 /*
  * The leader is done with its flight: entry (len bytes, a stored entry
- * in the format of kordon_cache_core.h) is what was stored, or NULL when
- * nothing will be.  Each waiter gets its own copy in its pool (or none:
- * it goes upstream) and is woken by a posted event.  Does nothing for a
- * request that leads no flight; the flight is gone after.
+ * in the format of kordon_cache_core.h) is what is being stored, or NULL
+ * when nothing will be.  Each waiter gets its own copy in its pool (or
+ * none: it goes upstream) and is woken by a posted event.  With an
+ * entry, returns the flight, kept with a copy of it until the caller
+ * hands it to ngx_http_kordon_cache_lock_done() (when Redis has answered
+ * the SET); else NULL, the flight gone.  NULL for a request that leads
+ * no flight.
  */
-void
+void *
 ngx_http_kordon_cache_lock_release(ngx_http_kordon_cache_ctx_t *ctx,
     u_char *entry, size_t len)
 {
@@ -191,7 +220,7 @@ ngx_http_kordon_cache_lock_release(ngx_http_kordon_cache_ctx_t *ctx,
     f = ctx->flight;
 
     if (f == NULL) {
-        return;
+        return NULL;
     }
 
     ctx->flight = NULL;
@@ -220,8 +249,39 @@ ngx_http_kordon_cache_lock_release(ngx_http_kordon_cache_ctx_t *ctx,
         ngx_post_event(&wctx->lock_ev, &ngx_posted_events);
     }
 
+    if (entry) {
+        f->entry = ngx_alloc(len, ngx_cycle->log);
+
+        if (f->entry) {
+            ngx_memcpy(f->entry, entry, len);
+            f->entry_len = len;
+            return f;
+        }
+    }
+
+    ngx_http_kordon_cache_flight_free(f);
+
+    return NULL;
+}
+
+
+/* the SET of a flight's entry was answered (or failed): it goes */
+void
+ngx_http_kordon_cache_lock_done(void *flight)
+{
+    ngx_http_kordon_cache_flight_free(flight);
+}
+
+
+static void
+ngx_http_kordon_cache_flight_free(ngx_http_kordon_cache_flight_t *f)
+{
     ngx_rbtree_delete(&ngx_http_kordon_cache_flights, &f->sn.node);
     ngx_http_kordon_cache_nflights--;
+
+    if (f->entry) {
+        ngx_free(f->entry);
+    }
 
     ngx_free(f);
 }
@@ -233,7 +293,7 @@ ngx_http_kordon_cache_lock_cleanup(void *data)
 {
     ngx_http_kordon_cache_ctx_t  *ctx = data;
 
-    ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
+    (void) ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
 
     if (ctx->lock_wait) {
         ngx_queue_remove(&ctx->lock_queue);
