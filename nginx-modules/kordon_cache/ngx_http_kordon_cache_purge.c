@@ -241,10 +241,10 @@ void
 ngx_http_kordon_cache_channel_message(ngx_str_t *message, void *data)
 {
     long                                n, i;
+    size_t                              argvlen[4];
     ngx_int_t                           rc;
     ngx_str_t                          *tag;
     const char                         *argv[4];
-    size_t                              argvlen[4];
     kordon_cache_str_t                  tags[KORDON_CACHE_TAGS_MAX];
     ngx_http_kordon_cache_main_conf_t  *kmcf = data;
 
