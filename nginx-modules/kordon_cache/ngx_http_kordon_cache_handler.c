@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_kordon_cache_make_key(ngx_http_request_t *r,
     ngx_http_kordon_cache_ctx_t *ctx, ngx_str_t *user, ngx_array_t *vary);
 static ngx_int_t ngx_http_kordon_cache_vary_part(ngx_http_request_t *r,
     ngx_array_t *vary, ngx_str_t *out);
+static size_t ngx_http_kordon_cache_vary_header(ngx_http_request_t *r,
+    ngx_str_t *name, u_char *out);
 static ngx_uint_t ngx_http_kordon_cache_vary_ok(ngx_str_t *value,
     ngx_array_t *vary);
 static ngx_uint_t ngx_http_kordon_cache_has_credentials(
@@ -285,86 +287,97 @@ static ngx_int_t
 ngx_http_kordon_cache_vary_part(ngx_http_request_t *r, ngx_array_t *vary,
     ngx_str_t *out)
 {
-    u_char           *p;
-    size_t            len;
-    ngx_str_t        *name;
-    ngx_uint_t        i, j, pass, found;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *name;
+    ngx_uint_t   j;
 
     name = vary->elts;
     len = 0;
-    p = NULL;
 
-    /* pass 0 measures, pass 1 writes */
-    for (pass = 0; pass < 2; pass++) {
+    for (j = 0; j < vary->nelts; j++) {
+        len += name[j].len + 3
+               + ngx_http_kordon_cache_vary_header(r, &name[j], NULL);
+    }
 
-        for (j = 0; j < vary->nelts; j++) {
-            if (pass) {
-                p = ngx_cpymem(p, name[j].data, name[j].len);
-                *p++ = '\0';
+    out->data = ngx_pnalloc(r->pool, len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
 
-            } else {
-                len += name[j].len + 3;
-            }
+    p = out->data;
 
-            found = 0;
-            part = &r->headers_in.headers.part;
-            h = part->elts;
+    for (j = 0; j < vary->nelts; j++) {
+        p = ngx_cpymem(p, name[j].data, name[j].len);
+        *p++ = '\0';
 
-            for (i = 0; /* void */; i++) {
+        len = ngx_http_kordon_cache_vary_header(r, &name[j], p);
 
-                if (i >= part->nelts) {
-                    if (part->next == NULL) {
-                        break;
-                    }
-
-                    part = part->next;
-                    h = part->elts;
-                    i = 0;
-                }
-
-                if (h[i].key.len != name[j].len
-                    || ngx_strncasecmp(h[i].key.data, name[j].data,
-                                       name[j].len) != 0)
-                {
-                    continue;
-                }
-
-                if (pass == 0) {
-                    len += h[i].value.len + 1;
-
-                } else {
-                    *p++ = (u_char) (found ? ',' : '=');
-                    p += kordon_cache_vary_value((char *) h[i].value.data,
-                                                 h[i].value.len, (char *) p);
-                }
-
-                found = 1;
-            }
-
-            if (pass) {
-                if (!found) {
-                    *p++ = '-';
-                }
-
-                *p++ = '\0';
-            }
+        if (len == 0) {
+            *p++ = '-';
         }
 
-        if (pass == 0) {
-            out->data = ngx_pnalloc(r->pool, len);
-            if (out->data == NULL) {
-                return NGX_ERROR;
-            }
-
-            p = out->data;
-        }
+        p += len;
+        *p++ = '\0';
     }
 
     out->len = p - out->data;
 
     return NGX_OK;
+}
+
+
+/*
+ * One header's values for the vary part: "=" before the first line's,
+ * "," before each other's, each normalized.  With out NULL, returns the
+ * most it may write; else writes it and returns its length, 0 when the
+ * request has no such header.
+ */
+static size_t
+ngx_http_kordon_cache_vary_header(ngx_http_request_t *r, ngx_str_t *name,
+    u_char *out)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = 0;
+    p = out;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != name->len
+            || ngx_strncasecmp(h[i].key.data, name->data, name->len) != 0)
+        {
+            continue;
+        }
+
+        if (out == NULL) {
+            len += h[i].value.len + 1;
+            continue;
+        }
+
+        *p = (u_char) (p == out ? '=' : ',');
+        p++;
+        p += kordon_cache_vary_value((char *) h[i].value.data,
+                                     h[i].value.len, (char *) p);
+    }
+
+    return out ? (size_t) (p - out) : len;
 }
 
 

@@ -44,6 +44,9 @@ typedef struct {
 } ngx_http_kordon_cache_flight_t;
 
 
+static ngx_int_t ngx_http_kordon_cache_lock_wait(ngx_http_request_t *r,
+    ngx_http_kordon_cache_ctx_t *ctx, ngx_http_kordon_cache_flight_t *f,
+    ngx_msec_t timeout);
 static ngx_http_kordon_cache_flight_t *ngx_http_kordon_cache_flight_find(
     u_char *key);
 static void ngx_http_kordon_cache_flight_free(
@@ -98,32 +101,7 @@ ngx_http_kordon_cache_lock(ngx_http_request_t *r,
     }
 
     if (f) {
-        if (ngx_http_kordon_cache_lock_cleanup_add(r, ctx) != NGX_OK) {
-            return NGX_DECLINED;
-        }
-
-        ngx_queue_insert_tail(&f->waiters, &ctx->lock_queue);
-        ctx->lock_wait = 1;
-
-        ctx->lock_ev.handler = ngx_http_kordon_cache_lock_wake;
-        ctx->lock_ev.data = r;
-        ctx->lock_ev.log = r->connection->log;
-        ngx_add_timer(&ctx->lock_ev, clcf->lock_timeout);
-
-        /* as limit_req's delay: notice a client that leaves */
-        if (r->read_event_handler == ngx_http_block_reading) {
-            r->read_event_handler = ngx_http_test_reading;
-            ctx->lock_reading = 1;
-        }
-
-        r->write_event_handler = ngx_http_request_empty_handler;
-
-        ngx_http_kordon_cache_inc(lock_waits);
-
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "kordon cache: waiting for the answer of another "
-                       "request");
-        return NGX_AGAIN;
+        return ngx_http_kordon_cache_lock_wait(r, ctx, f, clcf->lock_timeout);
     }
 
     if (r->method != NGX_HTTP_GET
@@ -155,6 +133,42 @@ ngx_http_kordon_cache_lock(ngx_http_request_t *r,
     ctx->flight = f;
 
     return NGX_OK;
+}
+
+
+/* joins f's waiters: NGX_AGAIN, or NGX_DECLINED (no memory) */
+static ngx_int_t
+ngx_http_kordon_cache_lock_wait(ngx_http_request_t *r,
+    ngx_http_kordon_cache_ctx_t *ctx, ngx_http_kordon_cache_flight_t *f,
+    ngx_msec_t timeout)
+{
+    if (ngx_http_kordon_cache_lock_cleanup_add(r, ctx) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_queue_insert_tail(&f->waiters, &ctx->lock_queue);
+    ctx->lock_wait = 1;
+
+    ctx->lock_ev.handler = ngx_http_kordon_cache_lock_wake;
+    ctx->lock_ev.data = r;
+    ctx->lock_ev.log = r->connection->log;
+    ngx_add_timer(&ctx->lock_ev, timeout);
+
+    /* as limit_req's delay: notice a client that leaves */
+    if (r->read_event_handler == ngx_http_block_reading) {
+        r->read_event_handler = ngx_http_test_reading;
+        ctx->lock_reading = 1;
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ngx_http_kordon_cache_inc(lock_waits);
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "kordon cache: waiting for the answer of another "
+                   "request");
+
+    return NGX_AGAIN;
 }
 
 

@@ -85,6 +85,8 @@ static ngx_int_t ngx_http_kordon_redis_handshake(
     ngx_http_kordon_redis_server_t *srv);
 static void ngx_http_kordon_redis_handshake_reply(redisAsyncContext *ac,
     void *r, void *privdata);
+static ngx_int_t ngx_http_kordon_redis_subscribe_cmd(
+    ngx_http_kordon_redis_server_t *srv);
 static void ngx_http_kordon_redis_message_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_kordon_redis_drop(ngx_http_kordon_redis_server_t *srv);
@@ -343,11 +345,17 @@ ngx_http_kordon_redis_handshake(ngx_http_kordon_redis_server_t *srv)
 
     srv->handshake++;
 
-    if (srv->channel.len == 0) {
-        return NGX_OK;
-    }
+    return srv->channel.len ? ngx_http_kordon_redis_subscribe_cmd(srv)
+                            : NGX_OK;
+}
 
-    /* a subscriber: hiredis keeps this callback for every message */
+
+/* a subscriber's last handshake command: hiredis keeps its callback */
+static ngx_int_t
+ngx_http_kordon_redis_subscribe_cmd(ngx_http_kordon_redis_server_t *srv)
+{
+    size_t       argvlen[2];
+    const char  *argv[2];
 
     argv[0] = "SUBSCRIBE";
     argvlen[0] = 9;
