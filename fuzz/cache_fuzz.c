@@ -11,6 +11,10 @@
  *         must start with "/" and hold no "//", "." or ".." segment
  *   0x03  a query: kordon_cache_query_normalize(), never longer
  *   0x04  tags: kordon_cache_tag_valid()
+ *   0x05  a purge message from the Redis channel:
+ *         kordon_cache_tags_parse(), every tag it returns valid
+ *   0x06  a request header value for kordon_cache_vary:
+ *         kordon_cache_vary_value(), never longer, no space at the ends
  */
 
 #include <assert.h>
@@ -71,6 +75,22 @@ fuzz_path(const char *p, size_t len)
 }
 
 
+static void
+fuzz_tags(const char *p, size_t len)
+{
+    long                 n, i;
+    kordon_cache_str_t   tags[KORDON_CACHE_TAGS_MAX];
+
+    n = kordon_cache_tags_parse(p, len, tags, KORDON_CACHE_TAGS_MAX);
+    assert(n == -1 || (n >= 1 && n <= KORDON_CACHE_TAGS_MAX));
+
+    for (i = 0; i < n; i++) {
+        assert(tags[i].data >= p && tags[i].data + tags[i].len <= p + len);
+        assert(kordon_cache_tag_valid(tags[i].data, tags[i].len));
+    }
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -113,6 +133,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     case 0x04:
         (void) kordon_cache_tag_valid(p, size);
+        break;
+
+    case 0x05:
+        fuzz_tags(p, size);
+        break;
+
+    case 0x06:
+        out = malloc(size + 1);
+        assert(out != NULL);
+        n = (long) kordon_cache_vary_value(p, size, out);
+        assert(n <= (long) size);
+        assert(n == 0 || (out[0] != ' ' && out[n - 1] != ' '));
+        free(out);
         break;
     }
 

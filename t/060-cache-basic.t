@@ -187,7 +187,7 @@ __DATA__
 ["GET /c/s", "GET /c/s", "GET /c/s", "POST /c/s\nx=1", "GET /stats"]
 --- response_body_like eval
 ["", "", "", "",
- qr/^\{"hits":2,"misses":1,"bypasses":1,"redis_errors":0,"stores":1,"store_errors":0,"not_stored":0,"purges":0\}\n\z/]
+ qr/^\{"hits":2,"misses":1,"bypasses":1,"redis_errors":0,"stores":1,"store_errors":0,"not_stored":0,"purges":0,"channel_messages":0,"channel_ignored":0,"lock_waits":0,"lock_timeouts":0\}\n\z/]
 
 
 
@@ -234,7 +234,7 @@ no kordon_redis "nosuch" is defined
 --- request
 GET /stats
 --- response_body
-{"hits":0,"misses":0,"bypasses":0,"redis_errors":0,"stores":0,"store_errors":0,"not_stored":0,"purges":0}
+{"hits":0,"misses":0,"bypasses":0,"redis_errors":0,"stores":0,"store_errors":0,"not_stored":0,"purges":0,"channel_messages":0,"channel_ignored":0,"lock_waits":0,"lock_timeouts":0}
 
 
 

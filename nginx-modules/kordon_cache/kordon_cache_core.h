@@ -26,6 +26,9 @@
 #define KORDON_CACHE_TAGS_MAX          16
 #define KORDON_CACHE_TAG_LEN_MAX       128
 
+/* request headers one location may vary on (kordon_cache_vary) */
+#define KORDON_CACHE_VARY_MAX          8
+
 /* headers kept in one entry */
 #define KORDON_CACHE_HEADERS_MAX       32
 
@@ -49,6 +52,12 @@ typedef struct {
     const char  *value;
     size_t       value_len;
 } kordon_cache_header_t;
+
+
+typedef struct {
+    const char  *data;
+    size_t       len;
+} kordon_cache_str_t;
 
 
 typedef struct {
@@ -84,11 +93,31 @@ long kordon_cache_query_normalize(const char *query, size_t len, char *out);
  * the user, each length-prefixed so that no two requests share a key.
  * path and query must be normalized already (the functions above).
  * Writes KORDON_CACHE_KEY_LEN bytes (no NUL) to out; returns 0, or -1
- * when OpenSSL fails.
+ * when OpenSSL fails.  It keeps one SHA-256 context for the process
+ * (made on the first call): call it from one thread at a time.
  */
 int kordon_cache_key(const char *method, size_t method_len,
     const char *path, size_t path_len, const char *query, size_t query_len,
     const char *user, size_t user_len, char *out);
+
+/*
+ * The same with a fifth part, the request header values a location
+ * varies on (kordon_cache_vary, see kordon_cache_vary_value()); vary
+ * NULL is the four-part key above, so that locations without
+ * kordon_cache_vary keep their keys.
+ */
+int kordon_cache_key_vary(const char *method, size_t method_len,
+    const char *path, size_t path_len, const char *query, size_t query_len,
+    const char *user, size_t user_len, const char *vary, size_t vary_len,
+    char *out);
+
+/*
+ * A request header value as the key holds it: runs of spaces and tabs
+ * become one space, none is kept at either end or beside a comma
+ * ("en ,  fr" -> "en,fr"); the case is kept.  out has room for len
+ * bytes.  Returns the length written.
+ */
+size_t kordon_cache_vary_value(const char *value, size_t len, char *out);
 
 /*
  * Adds one Cache-Control header value to cc (call
@@ -114,6 +143,15 @@ uint64_t kordon_cache_ttl_ms(const kordon_cache_cc_t *cc, uint64_t max_ms,
  * A-Z a-z 0-9 _ . : - , else 0.
  */
 int kordon_cache_tag_valid(const char *tag, size_t len);
+
+/*
+ * A purge message's list of tags ("a b,c"; spaces, tabs and commas
+ * separate): at most max tags, pointers into list.  Returns how many,
+ * or -1 for an empty list, an invalid tag or more than max: the whole
+ * message is refused, never half purged.
+ */
+long kordon_cache_tags_parse(const char *list, size_t len,
+    kordon_cache_str_t *tags, size_t max);
 
 /*
  * The stored entry: "KC1 <status> <stored> <nheaders> <body length>\n",

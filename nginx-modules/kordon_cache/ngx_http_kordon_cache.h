@@ -25,7 +25,14 @@ typedef struct {
     ngx_atomic_t  store_errors;   /* stores Redis refused or never got */
     ngx_atomic_t  not_stored;     /* misses not stored: a never-cache rule
                                      or the size bound */
-    ngx_atomic_t  purges;         /* tags purged through kordon_cache_purge */
+    ngx_atomic_t  purges;         /* tags purged: kordon_cache_purge or
+                                     the channel */
+    ngx_atomic_t  channel_messages; /* purge messages taken from the
+                                       channel */
+    ngx_atomic_t  channel_ignored;  /* messages that were not a tag list */
+    ngx_atomic_t  lock_waits;     /* misses that waited for another
+                                     request's answer (kordon_cache_lock) */
+    ngx_atomic_t  lock_timeouts;  /* ... and went upstream after the wait */
 } ngx_http_kordon_cache_stats_t;
 
 

@@ -9,7 +9,10 @@
  * and the body filter copies the answer, at most kordon_cache_max_size
  * bytes; after the last buffer went down the chain the entry is stored
  * with commands that are not bound to the request, so their handler
- * only counts and never touches it (it may be gone by then).
+ * only counts and never touches it (it may be gone by then).  A miss
+ * first asks the single-flight lock (ngx_http_kordon_cache_lock.c)
+ * whether another request is fetching the same key; the filters release
+ * the requests waiting on this one as soon as its fate is known.
  */
 
 
@@ -20,13 +23,17 @@ static ngx_int_t ngx_http_kordon_cache_lookup(ngx_http_request_t *r,
     ngx_http_kordon_cache_ctx_t *ctx,
     ngx_http_kordon_cache_loc_conf_t *clcf);
 static ngx_int_t ngx_http_kordon_cache_make_key(ngx_http_request_t *r,
-    ngx_http_kordon_cache_ctx_t *ctx, ngx_str_t *user);
+    ngx_http_kordon_cache_ctx_t *ctx, ngx_str_t *user, ngx_array_t *vary);
+static ngx_int_t ngx_http_kordon_cache_vary_part(ngx_http_request_t *r,
+    ngx_array_t *vary, ngx_str_t *out);
+static size_t ngx_http_kordon_cache_vary_header(ngx_http_request_t *r,
+    ngx_str_t *name, u_char *out);
+static ngx_uint_t ngx_http_kordon_cache_vary_ok(ngx_str_t *value,
+    ngx_array_t *vary);
 static ngx_uint_t ngx_http_kordon_cache_has_credentials(
     ngx_http_request_t *r);
 static void ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
-static ngx_int_t ngx_http_kordon_cache_send_hit(ngx_http_request_t *r,
-    u_char *data, size_t len);
 static ngx_int_t ngx_http_kordon_cache_replay(ngx_http_request_t *r,
     kordon_cache_entry_t *e);
 static ngx_int_t ngx_http_kordon_cache_cc_set(ngx_http_request_t *r,
@@ -42,7 +49,8 @@ static ngx_int_t ngx_http_kordon_cache_decide(ngx_http_request_t *r,
     ngx_http_kordon_cache_ctx_t *ctx,
     ngx_http_kordon_cache_loc_conf_t *clcf);
 static ngx_uint_t ngx_http_kordon_cache_scan_headers(ngx_http_request_t *r,
-    ngx_http_kordon_cache_ctx_t *ctx, kordon_cache_cc_t *cc, ngx_uint_t ok);
+    ngx_http_kordon_cache_ctx_t *ctx, kordon_cache_cc_t *cc, ngx_uint_t ok,
+    ngx_array_t *vary);
 static ngx_uint_t ngx_http_kordon_cache_named(ngx_table_elt_t *h,
     ngx_str_t *name);
 static ngx_int_t ngx_http_kordon_cache_keep_header(
@@ -185,7 +193,8 @@ ngx_http_kordon_cache_lookup(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_kordon_cache_make_key(r, ctx, &user) != NGX_OK) {
+    if (ngx_http_kordon_cache_make_key(r, ctx, &user, clcf->vary) != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
@@ -216,11 +225,18 @@ ngx_http_kordon_cache_lookup(ngx_http_request_t *r,
 /* a HEAD looks up what a GET stored: the method in the key is GET */
 static ngx_int_t
 ngx_http_kordon_cache_make_key(ngx_http_request_t *r,
-    ngx_http_kordon_cache_ctx_t *ctx, ngx_str_t *user)
+    ngx_http_kordon_cache_ctx_t *ctx, ngx_str_t *user, ngx_array_t *vary)
 {
-    long     qlen;
-    u_char  *path, *query;
-    size_t   plen;
+    long       qlen;
+    u_char    *path, *query;
+    size_t     plen;
+    ngx_str_t  v;
+
+    ngx_str_null(&v);
+
+    if (vary && ngx_http_kordon_cache_vary_part(r, vary, &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     path = ngx_pnalloc(r->pool, r->uri.len + 1 + r->args.len + 1);
     if (path == NULL) {
@@ -241,9 +257,10 @@ ngx_http_kordon_cache_make_key(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (kordon_cache_key("GET", 3, (char *) path, plen, (char *) query,
-                         (size_t) qlen, (char *) user->data, user->len,
-                         (char *) ctx->key)
+    if (kordon_cache_key_vary("GET", 3, (char *) path, plen, (char *) query,
+                              (size_t) qlen, (char *) user->data, user->len,
+                              vary ? (char *) v.data : NULL, v.len,
+                              (char *) ctx->key)
         != 0)
     {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -256,6 +273,111 @@ ngx_http_kordon_cache_make_key(ngx_http_request_t *r,
                    (size_t) KORDON_CACHE_KEY_LEN, ctx->key);
 
     return NGX_OK;
+}
+
+
+/*
+ * The key's part for kordon_cache_vary: per header named, in the order
+ * of the directive, "<name>\0" and then "=<value>\0" with the values of
+ * all its lines joined by "," and normalized (kordon_cache_vary_value),
+ * or "-\0" when the request has none.  A header value never holds a NUL,
+ * so no two requests that differ share a part.  NGX_ERROR: no memory.
+ */
+static ngx_int_t
+ngx_http_kordon_cache_vary_part(ngx_http_request_t *r, ngx_array_t *vary,
+    ngx_str_t *out)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *name;
+    ngx_uint_t   j;
+
+    name = vary->elts;
+    len = 0;
+
+    for (j = 0; j < vary->nelts; j++) {
+        len += name[j].len + 3
+               + ngx_http_kordon_cache_vary_header(r, &name[j], NULL);
+    }
+
+    out->data = ngx_pnalloc(r->pool, len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = out->data;
+
+    for (j = 0; j < vary->nelts; j++) {
+        p = ngx_cpymem(p, name[j].data, name[j].len);
+        *p++ = '\0';
+
+        len = ngx_http_kordon_cache_vary_header(r, &name[j], p);
+
+        if (len == 0) {
+            *p++ = '-';
+        }
+
+        p += len;
+        *p++ = '\0';
+    }
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * One header's values for the vary part: "=" before the first line's,
+ * "," before each other's, each normalized.  With out NULL, returns the
+ * most it may write; else writes it and returns its length, 0 when the
+ * request has no such header.
+ */
+static size_t
+ngx_http_kordon_cache_vary_header(ngx_http_request_t *r, ngx_str_t *name,
+    u_char *out)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = 0;
+    p = out;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != name->len
+            || ngx_strncasecmp(h[i].key.data, name->data, name->len) != 0)
+        {
+            continue;
+        }
+
+        if (out == NULL) {
+            len += h[i].value.len + 1;
+            continue;
+        }
+
+        *p = (u_char) (p == out ? '=' : ',');
+        p++;
+        p += kordon_cache_vary_value((char *) h[i].value.data,
+                                     h[i].value.len, (char *) p);
+    }
+
+    return out ? (size_t) (p - out) : len;
 }
 
 
@@ -302,9 +424,10 @@ static void
 ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r, redisReply *reply,
     ngx_uint_t status, void *data)
 {
-    u_char                       *copy;
-    ngx_int_t                     rc;
-    ngx_http_kordon_cache_ctx_t  *ctx = data;
+    u_char                            *copy;
+    ngx_int_t                          rc;
+    ngx_http_kordon_cache_loc_conf_t  *clcf;
+    ngx_http_kordon_cache_ctx_t       *ctx = data;
 
     ctx->waiting = 0;
     ctx->done = 1;
@@ -338,6 +461,25 @@ ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r, redisReply *reply,
         }
     }
 
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_kordon_cache_module);
+
+    /* another request of this worker may be fetching it already */
+    rc = clcf->lock ? ngx_http_kordon_cache_lock(r, ctx, clcf) : NGX_OK;
+
+    if (rc == NGX_AGAIN) {
+        return;
+    }
+
+    if (rc == NGX_DONE) {
+        /* stored a moment ago, the SET not yet answered */
+        rc = ngx_http_kordon_cache_send_hit(r, ctx->lock_entry,
+                                            ctx->lock_entry_len);
+        if (rc != NGX_DECLINED) {
+            ngx_http_finalize_request(r, rc);
+            return;
+        }
+    }
+
     ctx->status = NGX_HTTP_KORDON_CACHE_MISS;
     ngx_http_kordon_cache_inc(misses);
     ngx_http_core_run_phases(r);
@@ -349,7 +491,7 @@ ngx_http_kordon_cache_lookup_done(ngx_http_request_t *r, redisReply *reply,
  * not parse (treated as a miss, and overwritten by the store), else what
  * a content handler returns.
  */
-static ngx_int_t
+ngx_int_t
 ngx_http_kordon_cache_send_hit(ngx_http_request_t *r, u_char *data,
     size_t len)
 {
@@ -599,6 +741,11 @@ ngx_http_kordon_cache_header_filter(ngx_http_request_t *r)
         ngx_http_kordon_cache_inc(not_stored);
     }
 
+    /* nothing will be stored: whoever waits for it goes upstream now */
+    if (!ctx->store) {
+        (void) ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
+    }
+
     return rc;
 }
 
@@ -663,7 +810,7 @@ ngx_http_kordon_cache_decide(ngx_http_request_t *r,
 
     kordon_cache_cc_init(&cc);
 
-    ok = ngx_http_kordon_cache_scan_headers(r, ctx, &cc, ok);
+    ok = ngx_http_kordon_cache_scan_headers(r, ctx, &cc, ok, clcf->vary);
 
     if (ok) {
         ctx->ttl = (ngx_msec_t) kordon_cache_ttl_ms(&cc, clcf->ttl,
@@ -695,13 +842,15 @@ ngx_http_kordon_cache_decide(ngx_http_request_t *r,
  * Walks the response headers: strips X-Kordon-Cache-Tags (its tags
  * kept), and while ok, reads Cache-Control into cc and keeps the headers
  * an entry replays.  Returns 0 for an answer that must not be stored:
- * Set-Cookie, "Vary: *", a Content-Encoding (a hit would reach clients
+ * Set-Cookie, a Vary that the key does not cover (vary_ok), a
+ * Content-Encoding (a hit would reach clients
  * that never accepted it; nginx's gzip, below this filter, compresses a
  * hit per client), too many kept headers; else ok.
  */
 static ngx_uint_t
 ngx_http_kordon_cache_scan_headers(ngx_http_request_t *r,
-    ngx_http_kordon_cache_ctx_t *ctx, kordon_cache_cc_t *cc, ngx_uint_t ok)
+    ngx_http_kordon_cache_ctx_t *ctx, kordon_cache_cc_t *cc, ngx_uint_t ok,
+    ngx_array_t *vary)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -746,8 +895,7 @@ ngx_http_kordon_cache_scan_headers(ngx_http_request_t *r,
                                         (u_char *) "identity",
                                         h[i].value.len) == 0))
             || (ngx_http_kordon_cache_named(&h[i], &ngx_http_kordon_cache_vary)
-                && ngx_strlchr(h[i].value.data,
-                               h[i].value.data + h[i].value.len, '*')))
+                && !ngx_http_kordon_cache_vary_ok(&h[i].value, vary)))
         {
             ok = 0;
             continue;
@@ -766,6 +914,67 @@ ngx_http_kordon_cache_scan_headers(ngx_http_request_t *r,
     }
 
     return ok;
+}
+
+
+/*
+ * 1 if every header a Vary value names is in the key: one of the
+ * location's kordon_cache_vary, or Accept-Encoding (an entry is never
+ * encoded, so it fits every request; nginx's gzip, below this filter,
+ * compresses per client).  "*" never fits.
+ */
+static ngx_uint_t
+ngx_http_kordon_cache_vary_ok(ngx_str_t *value, ngx_array_t *vary)
+{
+    u_char      *p, *end, *s;
+    size_t       len;
+    ngx_str_t   *name;
+    ngx_uint_t   i;
+
+    p = value->data;
+    end = p + value->len;
+
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        for (s = p; p < end && *p != ' ' && *p != '\t' && *p != ','; p++) {
+            /* void */
+        }
+
+        len = p - s;
+
+        if (len == 0) {
+            continue;
+        }
+
+        if (len == sizeof("Accept-Encoding") - 1
+            && ngx_strncasecmp(s, (u_char *) "Accept-Encoding", len) == 0)
+        {
+            continue;
+        }
+
+        if (vary == NULL) {
+            return 0;
+        }
+
+        name = vary->elts;
+
+        for (i = 0; i < vary->nelts; i++) {
+            if (name[i].len == len
+                && ngx_strncasecmp(s, name[i].data, len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == vary->nelts) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -873,6 +1082,7 @@ ngx_http_kordon_cache_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         {
             ctx->store = 0;
             ngx_http_kordon_cache_inc(not_stored);
+            (void) ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
             break;
         }
 
@@ -891,6 +1101,7 @@ ngx_http_kordon_cache_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             && (off_t) ctx->body_len != r->headers_out.content_length_n)
         {
             ngx_http_kordon_cache_inc(not_stored);
+            (void) ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
             return rc;
         }
 
@@ -976,6 +1187,7 @@ static void
 ngx_http_kordon_cache_store(ngx_http_request_t *r,
     ngx_http_kordon_cache_ctx_t *ctx, ngx_http_kordon_cache_loc_conf_t *clcf)
 {
+    void        *flight;
     u_char      *entry, *end;
     u_char       ttl[NGX_INT64_LEN];
     size_t       ttl_len;
@@ -990,11 +1202,18 @@ ngx_http_kordon_cache_store(ngx_http_request_t *r,
 
     entry = ngx_pnalloc(r->pool, kordon_cache_entry_size(&ctx->entry));
     if (entry == NULL) {
+        (void) ngx_http_kordon_cache_lock_release(ctx, NULL, 0);
         return;
     }
 
     end = (u_char *) kordon_cache_entry_write((char *) entry, &ctx->entry);
     ttl_len = ngx_sprintf(ttl, "%M", ctx->ttl) - ttl;
+
+    /*
+     * the answer is complete: whoever waits for it gets it, stored or
+     * not; the flight stays until Redis answers the SET
+     */
+    flight = ngx_http_kordon_cache_lock_release(ctx, entry, end - entry);
 
     argv[0] = "SET";
     argv[1] = (char *) ctx->key;
@@ -1009,9 +1228,16 @@ ngx_http_kordon_cache_store(ngx_http_request_t *r,
 
     rc = ngx_http_kordon_redis_send(clcf->server, 5, argv, argvlen, 0,
                                     ngx_http_kordon_cache_stored,
-                                    &ngx_http_kordon_cache_set_mark, NULL);
+                                    flight ? flight
+                                           : &ngx_http_kordon_cache_set_mark,
+                                    NULL);
     if (rc != NGX_HTTP_KORDON_REDIS_OK) {
         ngx_http_kordon_cache_inc(store_errors);
+
+        if (flight) {
+            ngx_http_kordon_cache_lock_done(flight);
+        }
+
         return;
     }
 
@@ -1074,7 +1300,8 @@ ngx_http_kordon_cache_store_tag(ngx_http_request_t *r,
 
 /*
  * A store command's end.  data is non-NULL for the SET only, which is
- * counted; never a request.
+ * counted: the mark, or the single-flight's flight, which goes now;
+ * never a request.
  */
 static void
 ngx_http_kordon_cache_stored(redisReply *reply, ngx_uint_t status,
@@ -1084,6 +1311,10 @@ ngx_http_kordon_cache_stored(redisReply *reply, ngx_uint_t status,
 
     if (data == NULL) {
         return;
+    }
+
+    if (data != &ngx_http_kordon_cache_set_mark) {
+        ngx_http_kordon_cache_lock_done(data);
     }
 
     st = ngx_http_kordon_cache_stats();

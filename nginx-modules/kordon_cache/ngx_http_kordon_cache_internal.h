@@ -27,6 +27,9 @@
 /* how often each worker checks that Redis has the library */
 #define NGX_HTTP_KORDON_CACHE_LOADER_MS  1000
 
+/* misses in flight that others may wait for, per worker (the lock) */
+#define NGX_HTTP_KORDON_CACHE_FLIGHTS_MAX  4096
+
 
 typedef struct {
     ngx_http_kordon_redis_server_t  *server;     /* kordon_cache; NULL off */
@@ -35,6 +38,10 @@ typedef struct {
     size_t                           max_size;   /* kordon_cache_max_size */
     ngx_msec_t                       timeout;    /* kordon_cache_timeout */
     ngx_array_t                     *statuses;   /* kordon_cache_statuses */
+    ngx_array_t                     *vary;       /* kordon_cache_vary:
+                                                    ngx_str_t, lowercase */
+    ngx_flag_t                       lock;       /* kordon_cache_lock */
+    ngx_msec_t                       lock_timeout;
     ngx_http_kordon_redis_server_t  *purge;      /* kordon_cache_purge */
 } ngx_http_kordon_cache_loc_conf_t;
 
@@ -44,6 +51,11 @@ typedef struct {
     ngx_array_t                      servers;
     ngx_shm_zone_t                  *shm_zone;
     ngx_http_kordon_cache_stats_t   *stats;     /* in the zone */
+
+    /* kordon_cache_purge_channel <redis> <channel> */
+    ngx_http_kordon_redis_server_t  *channel_server;
+    ngx_str_t                        channel;
+    ngx_http_kordon_redis_sub_t     *subscriber;  /* worker 0's */
 } ngx_http_kordon_cache_main_conf_t;
 
 
@@ -62,18 +74,37 @@ typedef struct {
 
     u_char                           key[KORDON_CACHE_KEY_LEN];
 
+    /* single-flight (ngx_http_kordon_cache_lock.c) */
+    void                            *flight;     /* the one it leads */
+    ngx_queue_t                      lock_queue; /* in a flight's waiters */
+    ngx_event_t                      lock_ev;    /* woken, or timed out */
+    u_char                          *lock_entry; /* the leader's, copied */
+    size_t                           lock_entry_len;
+
     unsigned                         waiting:1;  /* lookup in flight */
     unsigned                         done:1;     /* lookup decided */
     unsigned                         user_key:1; /* the key has a user */
     unsigned                         store:1;    /* capturing the body */
+    unsigned                         lock_wait:1;     /* in lock_queue */
+    unsigned                         lock_reading:1;  /* test_reading set */
+    unsigned                         lock_cleanup:1;  /* cleanup added */
 } ngx_http_kordon_cache_ctx_t;
 
 
 ngx_int_t ngx_http_kordon_cache_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_kordon_cache_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_kordon_cache_purge_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_kordon_cache_send_hit(ngx_http_request_t *r,
+    u_char *data, size_t len);
+ngx_int_t ngx_http_kordon_cache_lock(ngx_http_request_t *r,
+    ngx_http_kordon_cache_ctx_t *ctx,
+    ngx_http_kordon_cache_loc_conf_t *clcf);
+void *ngx_http_kordon_cache_lock_release(ngx_http_kordon_cache_ctx_t *ctx,
+    u_char *entry, size_t len);
+void ngx_http_kordon_cache_lock_done(void *flight);
 void ngx_http_kordon_cache_loader_start(ngx_cycle_t *cycle,
     ngx_array_t *servers);
+void ngx_http_kordon_cache_channel_message(ngx_str_t *message, void *data);
 ngx_str_t *ngx_http_kordon_cache_status_text(ngx_uint_t status);
 
 

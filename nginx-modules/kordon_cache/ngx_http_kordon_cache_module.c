@@ -14,13 +14,20 @@
  * The one idea: the lookup sits in the PRECONTENT phase, after every
  * access check (JWT, API keys, roles, auth_request, allow/deny), so a hit
  * can never answer a request that the edge would have refused; the key
- * (kordon_cache_key) names the user for private data.
+ * (kordon_cache_key) names the user for private data, and the values of
+ * the request headers named by kordon_cache_vary; an answer whose Vary
+ * names any other header is not stored, so a hit always fits.
+ *
+ * Misses of one key in one worker fly once (kordon_cache_lock): the
+ * first goes upstream, the others wait for its answer, bounded.
  *
  * This file: directives, configuration, the variable, the counters'
- * zone, kordon_cache_stats, and the worker's library loader start.  The
- * lookup and the filters are in ngx_http_kordon_cache_handler.c, tag
- * purges in ngx_http_kordon_cache_purge.c, the nginx-free key,
- * Cache-Control and entry code in kordon_cache_core.c.
+ * zone, kordon_cache_stats, the worker's library loader start and
+ * worker 0's purge channel subscription.  The lookup and the filters are
+ * in ngx_http_kordon_cache_handler.c, tag purges (route, FCALL library,
+ * channel) in ngx_http_kordon_cache_purge.c, single-flight in
+ * ngx_http_kordon_cache_lock.c, the nginx-free key, Cache-Control and
+ * entry code in kordon_cache_core.c.
  */
 
 
@@ -38,6 +45,9 @@ static ngx_int_t ngx_http_kordon_cache_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_kordon_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_kordon_cache_init_process(ngx_cycle_t *cycle);
+static void ngx_http_kordon_cache_exit_process(ngx_cycle_t *cycle);
+static char *ngx_http_kordon_cache_purge_channel(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_kordon_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_kordon_cache_purge(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -46,6 +56,8 @@ static char *ngx_http_kordon_cache_stats_cmd(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_kordon_cache_statuses(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_kordon_cache_vary(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_http_kordon_redis_server_t *ngx_http_kordon_cache_server(
     ngx_conf_t *cf, ngx_str_t *name);
 static ngx_int_t ngx_http_kordon_cache_stats_handler(ngx_http_request_t *r);
@@ -104,10 +116,38 @@ static ngx_command_t  ngx_http_kordon_cache_commands[] = {
       0,
       NULL },
 
+    { ngx_string("kordon_cache_vary"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_kordon_cache_vary,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("kordon_cache_lock"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_kordon_cache_loc_conf_t, lock),
+      NULL },
+
+    { ngx_string("kordon_cache_lock_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_kordon_cache_loc_conf_t, lock_timeout),
+      NULL },
+
     { ngx_string("kordon_cache_purge"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_kordon_cache_purge,
       NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("kordon_cache_purge_channel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_kordon_cache_purge_channel,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
@@ -147,7 +187,7 @@ ngx_module_t  ngx_http_kordon_cache_module = {
     ngx_http_kordon_cache_init_process,    /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_kordon_cache_exit_process,    /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -267,6 +307,9 @@ ngx_http_kordon_cache_create_loc_conf(ngx_conf_t *cf)
     clcf->max_size = NGX_CONF_UNSET_SIZE;
     clcf->timeout = NGX_CONF_UNSET_MSEC;
     clcf->statuses = NGX_CONF_UNSET_PTR;
+    clcf->vary = NGX_CONF_UNSET_PTR;
+    clcf->lock = NGX_CONF_UNSET;
+    clcf->lock_timeout = NGX_CONF_UNSET_MSEC;
 
     return clcf;
 }
@@ -286,6 +329,9 @@ ngx_http_kordon_cache_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_size_value(conf->max_size, prev->max_size, 64 * 1024);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 0);
     ngx_conf_merge_ptr_value(conf->statuses, prev->statuses, NULL);
+    ngx_conf_merge_ptr_value(conf->vary, prev->vary, NULL);
+    ngx_conf_merge_value(conf->lock, prev->lock, 1);
+    ngx_conf_merge_msec_value(conf->lock_timeout, prev->lock_timeout, 2000);
 
     if (conf->user == NULL) {
         conf->user = prev->user;
@@ -402,7 +448,81 @@ ngx_http_kordon_cache_init_process(ngx_cycle_t *cycle)
 
     ngx_http_kordon_cache_loader_start(cycle, &kmcf->servers);
 
+    /*
+     * one subscriber per edge: every worker purges the same Redis, so
+     * one purge per message is enough; worker 0 is there as long as the
+     * edge is (a new one after a reload or a crash)
+     */
+
+    if (kmcf->channel.len
+        && ngx_worker == 0
+        && (ngx_process == NGX_PROCESS_WORKER
+            || ngx_process == NGX_PROCESS_SINGLE))
+    {
+        kmcf->subscriber = ngx_http_kordon_redis_subscribe(cycle,
+                               kmcf->channel_server, &kmcf->channel,
+                               ngx_http_kordon_cache_channel_message, kmcf);
+
+        if (kmcf->subscriber == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "kordon cache: could not subscribe to channel "
+                          "\"%V\"", &kmcf->channel);
+        }
+    }
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_kordon_cache_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_kordon_cache_main_conf_t  *kmcf;
+
+    kmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_kordon_cache_module);
+
+    if (kmcf && kmcf->subscriber) {
+        ngx_http_kordon_redis_unsubscribe(kmcf->subscriber);
+        kmcf->subscriber = NULL;
+    }
+}
+
+
+/* kordon_cache_purge_channel <redis> <channel>: the edge's subscription */
+static char *
+ngx_http_kordon_cache_purge_channel(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_kordon_cache_main_conf_t *kmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (kmcf->channel.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[2].len == 0 || value[2].len > 256
+        || ngx_strlchr(value[2].data, value[2].data + value[2].len, '*')
+        || ngx_strlchr(value[2].data, value[2].data + value[2].len, '?')
+        || ngx_strlchr(value[2].data, value[2].data + value[2].len, '['))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid channel \"%V\": 1 to 256 bytes, "
+                           "no pattern characters", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    kmcf->channel_server = ngx_http_kordon_cache_server(cf, &value[1]);
+    if (kmcf->channel_server == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    kmcf->channel = value[2];
+
+    return NGX_CONF_OK;
 }
 
 
@@ -517,6 +637,76 @@ ngx_http_kordon_cache_statuses(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/*
+ * kordon_cache_vary Accept-Language Origin ...: the request headers this
+ * location's answers may vary on; their values join the key, and an
+ * answer whose Vary names another header is not stored.  "off" (alone)
+ * cancels an inherited list.
+ */
+static char *
+ngx_http_kordon_cache_vary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_kordon_cache_loc_conf_t *clcf = conf;
+
+    u_char      *p;
+    ngx_str_t   *value, *name;
+    ngx_uint_t   i;
+
+    if (clcf->vary != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        clcf->vary = NULL;
+        return NGX_CONF_OK;
+    }
+
+    if (cf->args->nelts - 1 > KORDON_CACHE_VARY_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "at most %d headers in \"kordon_cache_vary\"",
+                           KORDON_CACHE_VARY_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->vary = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                  sizeof(ngx_str_t));
+    if (clcf->vary == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        for (p = value[i].data; p < value[i].data + value[i].len; p++) {
+            if (!(isalnum(*p) || *p == '-' || *p == '_')) {
+                break;
+            }
+        }
+
+        if (value[i].len == 0 || p < value[i].data + value[i].len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid header name \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        name = ngx_array_push(clcf->vary);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        name->len = value[i].len;
+        name->data = ngx_pnalloc(cf->pool, name->len);
+        if (name->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_strlow(name->data, value[i].data, name->len);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 /* the Redis server called name, remembered once for the library loader */
 static ngx_http_kordon_redis_server_t *
 ngx_http_kordon_cache_server(ngx_conf_t *cf, ngx_str_t *name)
@@ -580,7 +770,9 @@ ngx_http_kordon_cache_stats_handler(ngx_http_request_t *r)
 
     len = sizeof("{\"hits\":,\"misses\":,\"bypasses\":,\"redis_errors\":,"
                  "\"stores\":,\"store_errors\":,\"not_stored\":,"
-                 "\"purges\":}\n") + 8 * NGX_ATOMIC_T_LEN;
+                 "\"purges\":,\"channel_messages\":,\"channel_ignored\":,"
+                 "\"lock_waits\":,\"lock_timeouts\":}\n")
+          + 12 * NGX_ATOMIC_T_LEN;
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -591,10 +783,14 @@ ngx_http_kordon_cache_stats_handler(ngx_http_request_t *r)
                           "{\"hits\":%uA,\"misses\":%uA,\"bypasses\":%uA,"
                           "\"redis_errors\":%uA,\"stores\":%uA,"
                           "\"store_errors\":%uA,\"not_stored\":%uA,"
-                          "\"purges\":%uA}\n",
+                          "\"purges\":%uA,\"channel_messages\":%uA,"
+                          "\"channel_ignored\":%uA,\"lock_waits\":%uA,"
+                          "\"lock_timeouts\":%uA}\n",
                           st->hits, st->misses, st->bypasses,
                           st->redis_errors, st->stores, st->store_errors,
-                          st->not_stored, st->purges);
+                          st->not_stored, st->purges, st->channel_messages,
+                          st->channel_ignored, st->lock_waits,
+                          st->lock_timeouts);
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 

@@ -14,10 +14,22 @@
  *     Redis restarted without persistence), so a service needs no copy
  *     of the script and no edge address.
  *
- * Chosen over a PUBLISH channel that the edge subscribes to: a purge
- * does not depend on an edge being connected at that moment, the caller
- * learns how many entries went, and no dedicated subscriber connection
- * per worker is needed.
+ *   - any service, with "PUBLISH <channel> <tags>" when the edge has
+ *     kordon_cache_purge_channel: worker 0 of each edge holds a
+ *     subscriber connection of its own (ngx_http_kordon_redis_subscribe:
+ *     it reconnects and subscribes again after a Redis restart) and runs
+ *     the same script for each tag of a message, on the shared
+ *     connection, never waiting.  A message that is not a list of 1 to
+ *     16 valid tags is logged and ignored whole.
+ *
+ * FCALL is the one to use when the purge must happen: it works with no
+ * edge connected and tells how many entries went.  PUBLISH tells only
+ * how many edges heard it (0: nobody purged), and a message sent while
+ * no edge is subscribed is lost, as pub/sub is; it is there for services
+ * that already publish their changes, and it costs them nothing to add.
+ * The channel's purge is EVAL of the script, not FCALL, so that it works
+ * in the second after a Redis restart, before the loader puts the
+ * library back.
  */
 
 
@@ -36,6 +48,8 @@ static void ngx_http_kordon_cache_purge_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
 static ngx_int_t ngx_http_kordon_cache_purge_ok(ngx_http_request_t *r,
     ngx_str_t *tag, long long n);
+static void ngx_http_kordon_cache_channel_purged(redisReply *reply,
+    ngx_uint_t status, void *data);
 static void ngx_http_kordon_cache_loader_tick(ngx_event_t *ev);
 static void ngx_http_kordon_cache_library_listed(redisReply *reply,
     ngx_uint_t status, void *data);
@@ -214,6 +228,100 @@ ngx_http_kordon_cache_purge_ok(ngx_http_request_t *r, ngx_str_t *tag,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * A message of kordon_cache_purge_channel, in worker 0: one EVAL of the
+ * purge per tag, on the shared connection, each answered by
+ * channel_purged.  A message that is not a tag list is ignored whole
+ * (logged, counted); only its size is logged, not its bytes.
+ */
+void
+ngx_http_kordon_cache_channel_message(ngx_str_t *message, void *data)
+{
+    long                                n, i;
+    size_t                              argvlen[4];
+    ngx_int_t                           rc;
+    ngx_str_t                          *tag;
+    const char                         *argv[4];
+    kordon_cache_str_t                  tags[KORDON_CACHE_TAGS_MAX];
+    ngx_http_kordon_cache_main_conf_t  *kmcf = data;
+
+    n = kordon_cache_tags_parse((char *) message->data, message->len, tags,
+                                KORDON_CACHE_TAGS_MAX);
+
+    if (n < 0) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "kordon cache: ignored a message of %uz bytes on "
+                      "channel \"%V\": not a list of 1 to %d valid tags",
+                      message->len, &kmcf->channel, KORDON_CACHE_TAGS_MAX);
+        ngx_http_kordon_cache_inc(channel_ignored);
+        return;
+    }
+
+    ngx_http_kordon_cache_inc(channel_messages);
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = ngx_http_kordon_cache_purge_script;
+    argvlen[1] = sizeof(ngx_http_kordon_cache_purge_script) - 1;
+    argv[2] = "0";
+    argvlen[2] = 1;
+
+    for (i = 0; i < n; i++) {
+
+        /* the handler's copy of the tag, for its log line; freed there */
+        tag = ngx_alloc(sizeof(ngx_str_t) + tags[i].len, ngx_cycle->log);
+        if (tag == NULL) {
+            return;
+        }
+
+        tag->len = tags[i].len;
+        tag->data = (u_char *) (tag + 1);
+        ngx_memcpy(tag->data, tags[i].data, tag->len);
+
+        argv[3] = (char *) tag->data;
+        argvlen[3] = tag->len;
+
+        rc = ngx_http_kordon_redis_send(kmcf->channel_server, 4, argv,
+                                        argvlen, 0,
+                                        ngx_http_kordon_cache_channel_purged,
+                                        tag, NULL);
+
+        if (rc != NGX_HTTP_KORDON_REDIS_OK) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "kordon cache: could not purge tag \"%V\" "
+                          "from the channel: %V", tag,
+                          ngx_http_kordon_redis_status_text(rc));
+            ngx_free(tag);
+        }
+    }
+}
+
+
+static void
+ngx_http_kordon_cache_channel_purged(redisReply *reply, ngx_uint_t status,
+    void *data)
+{
+    ngx_str_t  *tag = data;
+
+    if (status == NGX_HTTP_KORDON_REDIS_OK
+        && reply->type == REDIS_REPLY_INTEGER)
+    {
+        ngx_http_kordon_cache_inc(purges);
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "kordon cache: tag \"%V\" purged from the channel, "
+                      "%L entries", tag, (int64_t) reply->integer);
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "kordon cache: could not purge tag \"%V\" from the "
+                      "channel: %V", tag,
+                      ngx_http_kordon_redis_status_text(status));
+    }
+
+    ngx_free(tag);
 }
 
 

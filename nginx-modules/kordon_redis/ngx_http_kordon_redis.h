@@ -43,6 +43,7 @@
 
 typedef struct ngx_http_kordon_redis_server_s  ngx_http_kordon_redis_server_t;
 typedef struct ngx_http_kordon_redis_cmd_s     ngx_http_kordon_redis_cmd_t;
+typedef struct ngx_http_kordon_redis_sub_s     ngx_http_kordon_redis_sub_t;
 
 
 /*
@@ -56,6 +57,14 @@ typedef void (*ngx_http_kordon_redis_handler_pt)(redisReply *reply,
 /* the same for a request-bound command; r is alive when it runs */
 typedef void (*ngx_http_kordon_redis_request_pt)(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
+
+
+/*
+ * A message published on a subscribed channel: its payload, valid only
+ * during the call (copy what you keep).  It may send commands.
+ */
+typedef void (*ngx_http_kordon_redis_message_pt)(ngx_str_t *message,
+    void *data);
 
 
 /*
@@ -123,6 +132,25 @@ ngx_int_t ngx_http_kordon_redis_request(ngx_http_request_t *r,
     ngx_http_kordon_redis_server_t *server, ngx_uint_t argc,
     const char **argv, const size_t *argvlen, ngx_msec_t timeout,
     ngx_http_kordon_redis_request_pt handler, void *data);
+
+/*
+ * In a worker, from init_process: a connection of its own to server
+ * (its address, password and db), in subscribe mode on channel; handler
+ * runs for each message.  It reconnects with the server's backoff and
+ * subscribes again after every reconnect (a Redis restart), and TCP
+ * keepalive notices a peer that vanished.  Messages published while it
+ * is not subscribed are lost, as Redis pub/sub is.  The shared
+ * connection never subscribes (it refuses SUBSCRIBE).  Returns NULL
+ * when out of memory (logged).  Its connection counts are its own, not
+ * the server's.
+ */
+ngx_http_kordon_redis_sub_t *ngx_http_kordon_redis_subscribe(
+    ngx_cycle_t *cycle, ngx_http_kordon_redis_server_t *server,
+    ngx_str_t *channel, ngx_http_kordon_redis_message_pt handler,
+    void *data);
+
+/* from exit_process: closes it; no handler runs any more */
+void ngx_http_kordon_redis_unsubscribe(ngx_http_kordon_redis_sub_t *sub);
 
 /* 1 if this worker's connection to the server is ready for commands */
 ngx_uint_t ngx_http_kordon_redis_ready(

@@ -27,6 +27,11 @@
  * of reply, timer and lost connection comes first; the others only free
  * the slot.
  *
+ * A subscriber (ngx_http_kordon_redis_subscribe) is a server of its
+ * own whose handshake ends with SUBSCRIBE: hiredis then hands every
+ * message of the channel to one callback, so the reconnect above
+ * re-subscribes for free.  It sends nothing else.
+ *
  * A connection is ready once Redis has answered AUTH, SELECT (when
  * configured) and a PING, queued ahead of everything else.  While there
  * is no sign of trouble (a worker's first attempt, or the first one
@@ -79,6 +84,10 @@ static ngx_int_t ngx_http_kordon_redis_attach(
 static ngx_int_t ngx_http_kordon_redis_handshake(
     ngx_http_kordon_redis_server_t *srv);
 static void ngx_http_kordon_redis_handshake_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static ngx_int_t ngx_http_kordon_redis_subscribe_cmd(
+    ngx_http_kordon_redis_server_t *srv);
+static void ngx_http_kordon_redis_message_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_kordon_redis_drop(ngx_http_kordon_redis_server_t *srv);
 static ngx_msec_t ngx_http_kordon_redis_retry(
@@ -336,7 +345,81 @@ ngx_http_kordon_redis_handshake(ngx_http_kordon_redis_server_t *srv)
 
     srv->handshake++;
 
+    return srv->channel.len ? ngx_http_kordon_redis_subscribe_cmd(srv)
+                            : NGX_OK;
+}
+
+
+/* a subscriber's last handshake command: hiredis keeps its callback */
+static ngx_int_t
+ngx_http_kordon_redis_subscribe_cmd(ngx_http_kordon_redis_server_t *srv)
+{
+    size_t       argvlen[2];
+    const char  *argv[2];
+
+    argv[0] = "SUBSCRIBE";
+    argvlen[0] = 9;
+    argv[1] = (const char *) srv->channel.data;
+    argvlen[1] = srv->channel.len;
+
+    if (redisAsyncCommandArgv(srv->ac, ngx_http_kordon_redis_message_reply,
+                              srv, 2, argv, argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* nothing is sent on it: only the kernel can tell that Redis is gone */
+    (void) redisEnableKeepAlive(&srv->ac->c);
+
     return NGX_OK;
+}
+
+
+/*
+ * A subscriber's callback: the SUBSCRIBE confirmation, then one call per
+ * message ["message", channel, payload]; NULL as the context goes.
+ */
+static void
+ngx_http_kordon_redis_message_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_str_t                        msg;
+    redisReply                      *reply, *kind;
+    ngx_http_kordon_redis_server_t  *srv;
+
+    reply = r;
+    srv = privdata;
+
+    if (reply == NULL || srv->closing || srv->exiting
+        || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    kind = reply->element[0];
+
+    if (kind->len == sizeof("subscribe") - 1
+        && ngx_strncasecmp((u_char *) kind->str, (u_char *) "subscribe",
+                           kind->len) == 0)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, srv->log, 0,
+                      "redis \"%V\" (%V) subscribed to channel \"%V\"",
+                      &srv->name, &srv->addr, &srv->channel);
+        return;
+    }
+
+    if (kind->len == sizeof("message") - 1
+        && ngx_strncasecmp((u_char *) kind->str, (u_char *) "message",
+                           kind->len) == 0
+        && reply->element[2]->type == REDIS_REPLY_STRING)
+    {
+        msg.data = (u_char *) reply->element[2]->str;
+        msg.len = reply->element[2]->len;
+
+        srv->message(&msg, srv->message_data);
+    }
 }
 
 
@@ -1061,6 +1144,67 @@ ngx_http_kordon_redis_request_cleanup(void *data)
         ngx_http_kordon_redis_cancel(w->cmd);
         w->cmd = NULL;
     }
+}
+
+
+/* subscribers */
+
+ngx_http_kordon_redis_sub_t *
+ngx_http_kordon_redis_subscribe(ngx_cycle_t *cycle,
+    ngx_http_kordon_redis_server_t *server, ngx_str_t *channel,
+    ngx_http_kordon_redis_message_pt handler, void *data)
+{
+    u_char                          *p;
+    ngx_http_kordon_redis_sub_t     *sub;
+    ngx_http_kordon_redis_server_t  *srv;
+
+    static ngx_str_t  suffix = ngx_string(" (subscriber)");
+
+    sub = ngx_pcalloc(cycle->pool, sizeof(ngx_http_kordon_redis_sub_t));
+    if (sub == NULL) {
+        return NULL;
+    }
+
+    srv = &sub->server;
+
+    p = ngx_pnalloc(cycle->pool, server->name.len + suffix.len);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    srv->name.data = p;
+    srv->name.len = ngx_cpymem(ngx_cpymem(p, server->name.data,
+                                          server->name.len),
+                               suffix.data, suffix.len) - p;
+
+    /* the configuration only: the run-time part starts from zero */
+    srv->addr = server->addr;
+    srv->host = server->host;
+    srv->port = server->port;
+    srv->timeout = server->timeout;
+    srv->connect_timeout = server->connect_timeout;
+    srv->db = server->db;
+    srv->password = server->password;
+    srv->pending_max = server->pending_max;
+    srv->file = server->file;
+    srv->line = server->line;
+    srv->defined = 1;
+    srv->stats = &sub->stats;
+
+    srv->channel = *channel;
+    srv->message = handler;
+    srv->message_data = data;
+
+    ngx_http_kordon_redis_start(srv, cycle);
+
+    return sub;
+}
+
+
+void
+ngx_http_kordon_redis_unsubscribe(ngx_http_kordon_redis_sub_t *sub)
+{
+    ngx_http_kordon_redis_stop(&sub->server);
 }
 
 

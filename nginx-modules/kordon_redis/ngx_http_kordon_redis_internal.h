@@ -71,6 +71,11 @@ struct ngx_http_kordon_redis_server_s {
     ngx_msec_t                       ready_time;
     ngx_msec_t                       read_time;     /* last read event */
 
+    /* a subscriber's (ngx_http_kordon_redis_subscribe); else empty */
+    ngx_str_t                        channel;
+    ngx_http_kordon_redis_message_pt message;
+    void                            *message_data;
+
     unsigned                         defined:1;
     unsigned                         started:1;     /* connected once */
     unsigned                         early:1;       /* commands may wait
@@ -79,6 +84,13 @@ struct ngx_http_kordon_redis_server_s {
     unsigned                         writing:1;     /* in HandleWrite */
     unsigned                         full:1;        /* logged max_pending */
     unsigned                         exiting:1;
+};
+
+
+/* a subscriber: a server of its own, counted apart */
+struct ngx_http_kordon_redis_sub_s {
+    ngx_http_kordon_redis_server_t   server;
+    ngx_http_kordon_redis_stats_t    stats;
 };
 
 

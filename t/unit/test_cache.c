@@ -224,6 +224,96 @@ test_tags(void **state)
 
 
 static void
+vary_is(const char *in, const char *want)
+{
+    char    out[256];
+    size_t  n;
+
+    n = kordon_cache_vary_value(in, strlen(in), out);
+    assert_true(n <= strlen(in));
+    out[n] = '\0';
+    assert_string_equal(out, want);
+}
+
+
+static void
+test_vary_value_and_key(void **state)
+{
+    char  a[KORDON_CACHE_KEY_LEN + 1], b[KORDON_CACHE_KEY_LEN + 1];
+
+    vary_is("en", "en");
+    vary_is("  en  ", "en");
+    vary_is("en ,  fr", "en,fr");
+    vary_is("en-US;q=0.8,\t fr", "en-US;q=0.8,fr");
+    vary_is("a   b\t\tc", "a b c");
+    vary_is("   ", "");
+    vary_is("FR", "FR");
+
+    /* no vary part is the four-part key; an empty one is not */
+    assert_int_equal(kordon_cache_key("GET", 3, "/a", 2, "", 0, "", 0, a),
+                     0);
+    assert_int_equal(kordon_cache_key_vary("GET", 3, "/a", 2, "", 0, "", 0,
+                                           NULL, 0, b), 0);
+    assert_memory_equal(a, b, KORDON_CACHE_KEY_LEN);
+
+    assert_int_equal(kordon_cache_key_vary("GET", 3, "/a", 2, "", 0, "", 0,
+                                           "", 0, b), 0);
+    assert_memory_not_equal(a, b, KORDON_CACHE_KEY_LEN);
+
+    assert_int_equal(kordon_cache_key_vary("GET", 3, "/a", 2, "", 0, "", 0,
+                                           "l\0=en\0", 6, a), 0);
+    assert_int_equal(kordon_cache_key_vary("GET", 3, "/a", 2, "", 0, "", 0,
+                                           "l\0=fr\0", 6, b), 0);
+    assert_memory_not_equal(a, b, KORDON_CACHE_KEY_LEN);
+
+    /* the user and the vary part never run into each other */
+    assert_int_equal(kordon_cache_key_vary("GET", 3, "/a", 2, "", 0, "u", 1,
+                                           "x", 1, a), 0);
+    assert_int_equal(kordon_cache_key_vary("GET", 3, "/a", 2, "", 0, "ux", 2,
+                                           "", 0, b), 0);
+    assert_memory_not_equal(a, b, KORDON_CACHE_KEY_LEN);
+}
+
+
+static void
+test_tags_parse(void **state)
+{
+    long                 n;
+    char                 many[KORDON_CACHE_TAGS_MAX * 3 + 8];
+    size_t               i, len;
+    kordon_cache_str_t   tags[KORDON_CACHE_TAGS_MAX];
+
+    n = kordon_cache_tags_parse("orders", 6, tags, KORDON_CACHE_TAGS_MAX);
+    assert_int_equal(n, 1);
+    assert_int_equal(tags[0].len, 6);
+
+    n = kordon_cache_tags_parse(" user:42, orders\tx ", 19, tags,
+                                KORDON_CACHE_TAGS_MAX);
+    assert_int_equal(n, 3);
+    assert_memory_equal(tags[0].data, "user:42", 7);
+    assert_memory_equal(tags[1].data, "orders", 6);
+    assert_memory_equal(tags[2].data, "x", 1);
+
+    /* the whole message or nothing */
+    assert_int_equal(kordon_cache_tags_parse("", 0, tags, 16), -1);
+    assert_int_equal(kordon_cache_tags_parse(" , ", 3, tags, 16), -1);
+    assert_int_equal(kordon_cache_tags_parse("ok b*d", 6, tags, 16), -1);
+    assert_int_equal(kordon_cache_tags_parse("ok\nx", 4, tags, 16), -1);
+
+    len = 0;
+    for (i = 0; i <= KORDON_CACHE_TAGS_MAX; i++) {
+        len += (size_t) sprintf(many + len, "t%zu ", i % 10);
+    }
+
+    assert_int_equal(kordon_cache_tags_parse(many, len - 3, tags,
+                                             KORDON_CACHE_TAGS_MAX),
+                     KORDON_CACHE_TAGS_MAX);
+    assert_int_equal(kordon_cache_tags_parse(many, len, tags,
+                                             KORDON_CACHE_TAGS_MAX), -1);
+}
+
+
+static void
 test_entry_round_trip(void **state)
 {
     char                   buf[512], *end;
@@ -300,6 +390,8 @@ main(void)
         cmocka_unit_test(test_cache_control),
         cmocka_unit_test(test_ttl_rule),
         cmocka_unit_test(test_tags),
+        cmocka_unit_test(test_vary_value_and_key),
+        cmocka_unit_test(test_tags_parse),
         cmocka_unit_test(test_entry_round_trip),
         cmocka_unit_test(test_entry_malformed),
     };

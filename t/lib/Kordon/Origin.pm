@@ -15,6 +15,9 @@ package Kordon::Origin;
 #   size=<n>         n bytes of "x" after the first line
 #   h=<Name: value>  one more header
 #   short=1          Content-Length says 100 bytes more than it sends
+#   delay=<s>        answers after s seconds (fractions allowed), so
+#                    that requests overlap at the edge (t/066); the
+#                    origin serves one connection at a time
 #
 # Every answer also carries X-Origin-Hits: N.  origin_setup() starts it
 # (a forked process, stopped when the test ends) and exports its port as
@@ -27,6 +30,7 @@ use Exporter 'import';
 use IO::Socket::INET;
 use POSIX ();
 use Test::Kordon ();
+use Time::HiRes ();
 
 our @EXPORT = qw(origin_setup);
 
@@ -64,6 +68,7 @@ sub origin_setup {
         my %q = map { my ($k, $v) = split /=/, $_, 2; ($k => decode($v)) }
                 grep { length } split /&/, $query;
         my $n = ++$hits{$path};
+        Time::HiRes::sleep($q{delay}) if $q{delay};
         my $status = $q{status} // 200;
         my $body = $status == 204 ? ''
                    : "hits $n $path\n" . ('x' x ($q{size} // 0));
