@@ -76,6 +76,10 @@
  *                                 default 0 (take what is there)
  *   KORDON_LEDGER_BATCHERS        batcher threads (each a connection),
  *                                 default 2
+ *   KORDON_LEDGER_FEE_SHARDS      fee revenue and cashback expense
+ *                                 sub-accounts in use, 1..8, default 8;
+ *                                 1 makes every batch lock the same one
+ *                                 (the bench's case without sharding)
  *   KORDON_LEDGER_HOLD_SWEEP_MS   how often expired holds are released,
  *                                 default 1000
  */
@@ -86,6 +90,7 @@ typedef struct {
     int      batch_size;
     long     batch_wait_us;
     int      batchers;
+    int      fee_shards;
     long     hold_sweep_ms;
 } ledger_config_t;
 
@@ -248,9 +253,9 @@ json_t *ledger_items_json(ledger_item_t *const *items, int n);
 int ledger_post(ledger_item_t *const *items, int n);
 /*
  * Which fee revenue and cashback expense sub-account the calling
- * thread's batches use (mod LEDGER_SHARDS): each batcher its own, so
+ * thread's batches use (mod fee_shards): each batcher its own, so
  * concurrent batches never lock the same one.  Threads that never set
- * it pick one at random per item.
+ * it pick one of the fee_shards at random per item.
  */
 void ledger_post_set_shard(int shard);
 

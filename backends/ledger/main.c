@@ -60,7 +60,7 @@ static int
 ledger_config_load(char *err, size_t errlen)
 {
     const char  *mode;
-    long         max, size, wait, batchers, sweep;
+    long         max, size, wait, batchers, shards, sweep;
 
     if (kit_env_int("KORDON_LEDGER_TRANSFER_MAX", "1000000000", 1,
                     INT64_MAX, &max, err, errlen) != 0
@@ -72,6 +72,8 @@ ledger_config_load(char *err, size_t errlen)
                        LEDGER_BATCH_WAIT_US_MAX, &wait, err, errlen) != 0
         || kit_env_int("KORDON_LEDGER_BATCHERS", "2", 1,
                        LEDGER_BATCHERS_MAX, &batchers, err, errlen) != 0
+        || kit_env_int("KORDON_LEDGER_FEE_SHARDS", LEDGER_STR(LEDGER_SHARDS),
+                       1, LEDGER_SHARDS, &shards, err, errlen) != 0
         || kit_env_int("KORDON_LEDGER_HOLD_SWEEP_MS", "1000", 10, 3600000,
                        &sweep, err, errlen) != 0)
     {
@@ -88,6 +90,7 @@ ledger_config_load(char *err, size_t errlen)
         .batch_size = (int) size,
         .batch_wait_us = wait,
         .batchers = (int) batchers,
+        .fee_shards = (int) shards,
         .hold_sweep_ms = sweep,
     };
     return 0;
@@ -109,8 +112,9 @@ ledger_init(const kit_config_t *cf)
         return -1;
     }
     kit_log(KIT_LOG_INFO, "posting transfers %s, at most %lld minor units "
-            "each", ledger_cf.batch ? "in batches" : "one at a time",
-            (long long) ledger_cf.transfer_max);
+            "each, over %d fee shards",
+            ledger_cf.batch ? "in batches" : "one at a time",
+            (long long) ledger_cf.transfer_max, ledger_cf.fee_shards);
     return 0;
 }
 

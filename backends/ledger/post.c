@@ -74,7 +74,8 @@ ledger_item_json(const ledger_item_t *it, int i)
         | ledger_json_set_str(o, "idem_hash", it->idem_hash)
         | json_object_set_new(o, "shard", json_integer(ledger_shard >= 0
                               ? ledger_shard
-                              : (int) arc4random_uniform(LEDGER_SHARDS)));
+                              : (int) arc4random_uniform(
+                                    (uint32_t) ledger_cf.fee_shards)));
     if (bad) {
         json_decref(o);
         return NULL;
@@ -274,7 +275,7 @@ ledger_post_tx(kit_pg_t *pg, void *arg)
 void
 ledger_post_set_shard(int shard)
 {
-    ledger_shard = shard % LEDGER_SHARDS;
+    ledger_shard = shard % ledger_cf.fee_shards;
 }
 
 

@@ -20,6 +20,9 @@
 #include "../../backends/ledger/http.c"
 #include "../../backends/ledger/post.c"
 
+/* main.c's settings; the fee shards as KORDON_LEDGER_FEE_SHARDS leaves them. */
+ledger_config_t  ledger_cf = { .fee_shards = LEDGER_SHARDS };
+
 #define A  "01a20af9-0532-7808-bb9f-6faf61b1da84"
 #define B  "01a20af9-0533-75b3-9a4c-54f0dfd3975e"
 
@@ -336,6 +339,59 @@ test_batch_json(void **state)
 }
 
 
+/*
+ * The fee shard an item names: one of fee_shards at random on a thread
+ * that set none, the batcher's own (mod fee_shards) on one that did; with
+ * KORDON_LEDGER_FEE_SHARDS=1 always shard 0.
+ */
+static void
+test_fee_shards(void **state)
+{
+    ledger_item_t   x, *items[1] = { &x };
+    json_t         *a;
+    int             k, seen[LEDGER_SHARDS] = { 0 }, shard, n;
+
+    memset(&x, 0, sizeof(x));
+    item(&x, LEDGER_OP_P2P, A, B, 100, "EUR", NULL);
+    for (k = 0; k < 400; k++) {
+        a = ledger_items_json(items, 1);
+        assert_non_null(a);
+        shard = (int) json_integer_value(json_object_get(json_array_get(a, 0),
+                                                         "shard"));
+        json_decref(a);
+        assert_true(shard >= 0 && shard < LEDGER_SHARDS);
+        seen[shard] = 1;
+    }
+    for (k = 0, n = 0; k < LEDGER_SHARDS; k++) {
+        n += seen[k];
+    }
+    assert_true(n > 1);                 /* random over all eight */
+
+    ledger_cf.fee_shards = 1;
+    for (k = 0; k < 50; k++) {
+        a = ledger_items_json(items, 1);
+        assert_int_equal(json_integer_value(json_object_get(
+                             json_array_get(a, 0), "shard")), 0);
+        json_decref(a);
+    }
+    ledger_post_set_shard(5);
+    a = ledger_items_json(items, 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(a, 0),
+                                                        "shard")), 0);
+    json_decref(a);
+
+    ledger_cf.fee_shards = 4;
+    ledger_post_set_shard(5);
+    a = ledger_items_json(items, 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(a, 0),
+                                                        "shard")), 1);
+    json_decref(a);
+    ledger_cf.fee_shards = LEDGER_SHARDS;
+    ledger_shard = -1;
+    free(x.reason);
+}
+
+
 /* POST /v1/holds: the transfer's fields plus an optional expiry. */
 static void
 test_hold(void **state)
@@ -383,6 +439,7 @@ main(void)
         cmocka_unit_test(test_key_and_owner),
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_batch_json),
+        cmocka_unit_test(test_fee_shards),
         cmocka_unit_test(test_hold),
     };
 
