@@ -71,9 +71,10 @@
  *                                 share transactions; "inline": each
  *                                 request posts its own
  *   KORDON_LEDGER_BATCH_SIZE      transfers per transaction, default 256
- *   KORDON_LEDGER_BATCH_WAIT_US   how long a batcher waits for a batch to
- *                                 fill once one request is queued,
- *                                 default 0 (take what is there)
+ *   KORDON_LEDGER_BATCH_WAIT_US   how long a batcher holds a batch open
+ *                                 for more while another batch is being
+ *                                 posted, default 1000 (0: take what is
+ *                                 there); never with none in flight
  *   KORDON_LEDGER_BATCHERS        batcher threads (each a connection),
  *                                 default 2
  *   KORDON_LEDGER_FEE_SHARDS      fee revenue and cashback expense
@@ -279,6 +280,13 @@ int ledger_batch_submit(ledger_item_t *it);
  */
 int ledger_batch_take(ledger_item_t **head, ledger_item_t **tail,
     ledger_item_t **out, int max);
+/*
+ * 1 when a batcher that found queued items should hold its batch open for
+ * more: batch_wait_us is set, busy other batchers are posting (so the
+ * database is busy anyway) and the batch is not full.  A lone request
+ * (busy 0) never waits.
+ */
+int ledger_batch_should_wait(int queued, int busy);
 
 
 /* ---- what every handler shares (http.c) ------------------------------ */

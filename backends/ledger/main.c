@@ -68,7 +68,7 @@ ledger_config_load(char *err, size_t errlen)
                        errlen) != 0
         || kit_env_int("KORDON_LEDGER_BATCH_SIZE", "256", 1,
                        LEDGER_BATCH_SIZE_MAX, &size, err, errlen) != 0
-        || kit_env_int("KORDON_LEDGER_BATCH_WAIT_US", "0", 0,
+        || kit_env_int("KORDON_LEDGER_BATCH_WAIT_US", "1000", 0,
                        LEDGER_BATCH_WAIT_US_MAX, &wait, err, errlen) != 0
         || kit_env_int("KORDON_LEDGER_BATCHERS", "2", 1,
                        LEDGER_BATCHERS_MAX, &batchers, err, errlen) != 0
