@@ -6,14 +6,15 @@
  *
  * The service is its route table, its settings and its schema.  P2P
  * transfers and adjustments move money in one PL/pgSQL function,
- * ledger.post_transfers() (sql/ledger/008), reached through post.c --
- * one request at a time ("inline" mode), in batches gathered from
+ * ledger.post_transfers() (sql/ledger/008, 012, 014), reached through
+ * post.c -- one request at a time ("inline" mode), in batches gathered from
  * concurrent requests ("batch" mode, batch.c), or a client's own batch
  * (POST /v1/transfers/batch).  Holds, refunds, statements, rules and
  * reports are one SQL function each (sql/ledger/007-011) run by ops.c.
  * Every one of them takes idempotency keys, then hold rows, then
  * accounts in id order, so none can deadlock another.  ledger.h shows
- * how the files fit.
+ * how the files fit.  Its speed, and where a batch's time goes, are in
+ * docs/ledger.md ("Speed"; scripts/bench-ledger measures it).
  */
 
 #include <stdint.h>

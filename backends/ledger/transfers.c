@@ -14,6 +14,10 @@
  * The answer is rendered from the outcome code and the request, never
  * from text stored in the database, so the first answer and its replays
  * are the same bytes (request_id aside, which is each request's own).
+ *
+ * POST /v1/transfers/batch checks its (up to 1,000) items the same way
+ * and refuses a key used twice in the batch by sorting the keys, then
+ * posts them all in one call of post_transfers().
  */
 
 #include <stdio.h>

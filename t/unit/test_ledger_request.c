@@ -20,7 +20,7 @@
 #include "../../backends/ledger/http.c"
 #include "../../backends/ledger/post.c"
 
-/* main.c's settings; the fee shards as KORDON_LEDGER_FEE_SHARDS leaves them. */
+/* main.c's settings, with every fee shard in use (the default). */
 ledger_config_t  ledger_cf = { .fee_shards = LEDGER_SHARDS };
 
 #define A  "01a20af9-0532-7808-bb9f-6faf61b1da84"
