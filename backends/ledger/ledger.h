@@ -256,7 +256,8 @@ int ledger_post(ledger_item_t *const *items, int n);
  * Which fee revenue and cashback expense sub-account the calling
  * thread's batches use (mod fee_shards): each batcher its own, so
  * concurrent batches never lock the same one.  Threads that never set
- * it pick one of the fee_shards at random per item.
+ * it take the next of the fee_shards in turn per call, one for all its
+ * items (a batch locks every fee account its items name).
  */
 void ledger_post_set_shard(int shard);
 
