@@ -14,7 +14,7 @@
  * for more, as PostgreSQL's commit_delay does with commit_siblings; a
  * lone request, with no batch in flight, waits for nothing
  * (ledger_batch_should_wait()).  On the bench's 64 clients that makes
- * batches of ~25 instead of ~17 and cuts PostgreSQL's CPU per transfer
+ * batches of 20-30 instead of ~17 and cuts PostgreSQL's CPU per transfer
  * by a tenth or more.  Several batchers keep several transactions in
  * flight; post_transfers() locks accounts in id order, so they cannot
  * deadlock.
@@ -29,7 +29,7 @@
  * Whether requests really batch shows in the log: at most once a second,
  * while transfers are posted, one line with the transfers, batches and
  * transfers per batch since the last line (scripts/bench-ledger prints
- * their mean for each run: 64 keep-alive clients make batches of ~30).
+ * their mean for each run: 64 keep-alive clients make batches of 20-30).
  */
 
 #include <errno.h>
