@@ -33,6 +33,14 @@
 --    against 3.0 ms; the same at 1,000).  The plans do not depend on
 --    the values (ids by index, small arrays), so both functions force
 --    generic ones.
+--
+-- 4. No JIT.  The replay query (a batch item whose key is already
+--    recorded) joins the partitioned transfers with two subqueries per
+--    row; its estimate crosses jit_above_cost, so PostgreSQL compiled it
+--    with LLVM on every call: 3.5-4.5 s for one replayed transfer, 2.3 s
+--    for a batch of 1,000 replays (89-108 ms without), with every account
+--    of the batch locked meanwhile -- already so under 012's custom
+--    plans.  Short OLTP statements never repay a compilation.
 
 alter table transfers
     drop constraint transfers_debit_account_id_fkey,
@@ -46,6 +54,7 @@ language plpgsql
 set search_path from current
 set lock_timeout = '5s'
 set plan_cache_mode = force_generic_plan
+set jit = off
 as $$
 declare
     int8_max    constant bigint := 9223372036854775807;
@@ -417,6 +426,7 @@ language plpgsql
 set search_path from current
 set lock_timeout = '5s'
 set plan_cache_mode = force_generic_plan
+set jit = off
 as $$
 declare
     it  post_item[];

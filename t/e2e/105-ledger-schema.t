@@ -129,6 +129,16 @@ is $r->{status}, 422, 'paying an unknown account is refused';
 is sql_value('select count(*) from ledger.transfers'), $before,
     'and writes no transfer';
 
+# The posting functions plan generically and never JIT-compile (014): the
+# replay query's estimate crossed jit_above_cost, and one replayed
+# transfer cost seconds of LLVM with the batch's accounts locked.
+for my $f ('post_transfers(json)', 'post_transfers_decide(ledger.post_item[])') {
+    like sql_value("select array_to_string(proconfig, ' ') from pg_proc
+        where oid = 'ledger.$f'::regprocedure"),
+        qr/plan_cache_mode=force_generic_plan jit=off/,
+        "$f: generic plans, no JIT";
+}
+
 # Partitions: by month of the UUIDv7 id.
 my $month = sql_value("select to_char(now() at time zone 'UTC', 'YYYYMM')");
 is $part, "ledger.transfers_p$month", 'the transfer is in this month\'s partition';
