@@ -71,11 +71,16 @@
  *                                 share transactions; "inline": each
  *                                 request posts its own
  *   KORDON_LEDGER_BATCH_SIZE      transfers per transaction, default 256
- *   KORDON_LEDGER_BATCH_WAIT_US   how long a batcher waits for a batch to
- *                                 fill once one request is queued,
- *                                 default 0 (take what is there)
+ *   KORDON_LEDGER_BATCH_WAIT_US   how long a batcher holds a batch open
+ *                                 for more while another batch is being
+ *                                 posted, default 1000 (0: take what is
+ *                                 there); never with none in flight
  *   KORDON_LEDGER_BATCHERS        batcher threads (each a connection),
  *                                 default 2
+ *   KORDON_LEDGER_FEE_SHARDS      fee revenue and cashback expense
+ *                                 sub-accounts in use, 1..8, default 8;
+ *                                 1 makes every batch lock the same one
+ *                                 (the bench's case without sharding)
  *   KORDON_LEDGER_HOLD_SWEEP_MS   how often expired holds are released,
  *                                 default 1000
  */
@@ -86,6 +91,7 @@ typedef struct {
     int      batch_size;
     long     batch_wait_us;
     int      batchers;
+    int      fee_shards;
     long     hold_sweep_ms;
 } ledger_config_t;
 
@@ -248,9 +254,10 @@ json_t *ledger_items_json(ledger_item_t *const *items, int n);
 int ledger_post(ledger_item_t *const *items, int n);
 /*
  * Which fee revenue and cashback expense sub-account the calling
- * thread's batches use (mod LEDGER_SHARDS): each batcher its own, so
+ * thread's batches use (mod fee_shards): each batcher its own, so
  * concurrent batches never lock the same one.  Threads that never set
- * it pick one at random per item.
+ * it take the next of the fee_shards in turn per call, one for all its
+ * items (a batch locks every fee account its items name).
  */
 void ledger_post_set_shard(int shard);
 
@@ -274,6 +281,13 @@ int ledger_batch_submit(ledger_item_t *it);
  */
 int ledger_batch_take(ledger_item_t **head, ledger_item_t **tail,
     ledger_item_t **out, int max);
+/*
+ * 1 when a batcher that found queued items should hold its batch open for
+ * more: batch_wait_us is set, busy other batchers are posting (so the
+ * database is busy anyway) and the batch is not full.  A lone request
+ * (busy 0) never waits.
+ */
+int ledger_batch_should_wait(int queued, int busy);
 
 
 /* ---- what every handler shares (http.c) ------------------------------ */

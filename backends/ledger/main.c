@@ -6,14 +6,15 @@
  *
  * The service is its route table, its settings and its schema.  P2P
  * transfers and adjustments move money in one PL/pgSQL function,
- * ledger.post_transfers() (sql/ledger/008), reached through post.c --
- * one request at a time ("inline" mode), in batches gathered from
+ * ledger.post_transfers() (sql/ledger/008, 012, 014), reached through
+ * post.c -- one request at a time ("inline" mode), in batches gathered from
  * concurrent requests ("batch" mode, batch.c), or a client's own batch
  * (POST /v1/transfers/batch).  Holds, refunds, statements, rules and
  * reports are one SQL function each (sql/ledger/007-011) run by ops.c.
  * Every one of them takes idempotency keys, then hold rows, then
  * accounts in id order, so none can deadlock another.  ledger.h shows
- * how the files fit.
+ * how the files fit.  Its speed, and where a batch's time goes, are in
+ * docs/ledger.md ("Speed"; scripts/bench-ledger measures it).
  */
 
 #include <stdint.h>
@@ -60,7 +61,7 @@ static int
 ledger_config_load(char *err, size_t errlen)
 {
     const char  *mode;
-    long         max, size, wait, batchers, sweep;
+    long         max, size, wait, batchers, shards, sweep;
 
     if (kit_env_int("KORDON_LEDGER_TRANSFER_MAX", "1000000000", 1,
                     INT64_MAX, &max, err, errlen) != 0
@@ -68,10 +69,12 @@ ledger_config_load(char *err, size_t errlen)
                        errlen) != 0
         || kit_env_int("KORDON_LEDGER_BATCH_SIZE", "256", 1,
                        LEDGER_BATCH_SIZE_MAX, &size, err, errlen) != 0
-        || kit_env_int("KORDON_LEDGER_BATCH_WAIT_US", "0", 0,
+        || kit_env_int("KORDON_LEDGER_BATCH_WAIT_US", "1000", 0,
                        LEDGER_BATCH_WAIT_US_MAX, &wait, err, errlen) != 0
         || kit_env_int("KORDON_LEDGER_BATCHERS", "2", 1,
                        LEDGER_BATCHERS_MAX, &batchers, err, errlen) != 0
+        || kit_env_int("KORDON_LEDGER_FEE_SHARDS", LEDGER_STR(LEDGER_SHARDS),
+                       1, LEDGER_SHARDS, &shards, err, errlen) != 0
         || kit_env_int("KORDON_LEDGER_HOLD_SWEEP_MS", "1000", 10, 3600000,
                        &sweep, err, errlen) != 0)
     {
@@ -88,6 +91,7 @@ ledger_config_load(char *err, size_t errlen)
         .batch_size = (int) size,
         .batch_wait_us = wait,
         .batchers = (int) batchers,
+        .fee_shards = (int) shards,
         .hold_sweep_ms = sweep,
     };
     return 0;
@@ -109,8 +113,9 @@ ledger_init(const kit_config_t *cf)
         return -1;
     }
     kit_log(KIT_LOG_INFO, "posting transfers %s, at most %lld minor units "
-            "each", ledger_cf.batch ? "in batches" : "one at a time",
-            (long long) ledger_cf.transfer_max);
+            "each, over %d fee shards",
+            ledger_cf.batch ? "in batches" : "one at a time",
+            (long long) ledger_cf.transfer_max, ledger_cf.fee_shards);
     return 0;
 }
 

@@ -108,6 +108,37 @@ refused("insert into ledger.accounts (owner, currency, kind, debits_must_not_exc
     values ('x', 'GBP', 'wallet', false)", qr/accounts_wallet_no_overdraft/,
     'a wallet that may be overdrawn');
 
+# No foreign keys on transfers (sql/ledger/014: 3,000 RI checks a
+# 1,000-transfer batch): the posting functions find both accounts under
+# their row locks, accounts and currencies are never deleted, and a
+# transfer naming an unknown account is refused before anything is
+# written (101); invariants_ok proves every transfer's accounts exist.
+is sql_value("select count(*) from pg_constraint
+    where conrelid = 'ledger.transfers'::regclass and contype = 'f'"), 0,
+    'transfers carry no per-row foreign key checks';
+($rc, $out) = psql_super("set role kordon_ledger;
+    delete from ledger.accounts where id = '$b_eur->{id}'");
+like $out, qr/permission denied/, 'the service cannot delete an account';
+($rc, $out) = psql_super("set role kordon_ledger;
+    delete from ledger.currencies where code = 'EUR'");
+like $out, qr/permission denied/, 'nor a currency';
+my $ghost = '01a20af9-0532-7808-bb9f-6faf61b1da84';
+my $before = sql_value('select count(*) from ledger.transfers');
+my $r = pay($alice, $a_eur, { id => $ghost, currency => 'EUR' }, 1);
+is $r->{status}, 422, 'paying an unknown account is refused';
+is sql_value('select count(*) from ledger.transfers'), $before,
+    'and writes no transfer';
+
+# The posting functions plan generically and never JIT-compile (014): the
+# replay query's estimate crossed jit_above_cost, and one replayed
+# transfer cost seconds of LLVM with the batch's accounts locked.
+for my $f ('post_transfers(json)', 'post_transfers_decide(ledger.post_item[])') {
+    like sql_value("select array_to_string(proconfig, ' ') from pg_proc
+        where oid = 'ledger.$f'::regprocedure"),
+        qr/plan_cache_mode=force_generic_plan jit=off/,
+        "$f: generic plans, no JIT";
+}
+
 # Partitions: by month of the UUIDv7 id.
 my $month = sql_value("select to_char(now() at time zone 'UTC', 'YYYYMM')");
 is $part, "ledger.transfers_p$month", 'the transfer is in this month\'s partition';

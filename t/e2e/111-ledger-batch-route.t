@@ -46,6 +46,12 @@ my $n = sql_value("select count(*) from ledger.transfers where debit_account_id 
 my $k = key();
 problem_ok(batch([item(1, $k), item(2, $k)]), 422, '/transfers/1/idempotency_key',
     qr/invalid/, 'one key twice');
+$r = batch([item(1, $k), item(2), item(3, $k), item(4, $k)]);
+problem_ok($r, 422, '/transfers/2/idempotency_key', qr/invalid/,
+    'one key three times');
+is join(' ', sort map { $_->{pointer} } @{ $r->{json}{errors} }),
+    '/transfers/2/idempotency_key /transfers/3/idempotency_key',
+    'every later use is named, the first is not';
 problem_ok(batch([item(1), { %{ item(0) } }, 'x']), 422, '/transfers/1/amount',
     undef, 'a bad amount');
 problem_ok(batch([item(1), 'x']), 422, '/transfers/1', undef, 'not an object');

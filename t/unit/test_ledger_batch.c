@@ -165,6 +165,26 @@ test_tail_when_last_stays(void **state)
 }
 
 
+/*
+ * A batch is held open only while another batcher is posting, the window
+ * is set and the batch is not full: a lone request never waits.
+ */
+static void
+test_waits_only_when_busy(void **state)
+{
+    ledger_cf.batch_size = 256;
+    ledger_cf.batch_wait_us = 1000;
+    assert_false(ledger_batch_should_wait(1, 0));
+    assert_false(ledger_batch_should_wait(200, 0));
+    assert_true(ledger_batch_should_wait(1, 1));
+    assert_true(ledger_batch_should_wait(255, 1));
+    assert_false(ledger_batch_should_wait(256, 1));
+    assert_false(ledger_batch_should_wait(300, 3));
+    ledger_cf.batch_wait_us = 0;
+    assert_false(ledger_batch_should_wait(1, 1));
+}
+
+
 int
 main(void)
 {
@@ -173,6 +193,7 @@ main(void)
         cmocka_unit_test(test_leaves_repeated_keys),
         cmocka_unit_test(test_operation_scopes_a_key),
         cmocka_unit_test(test_tail_when_last_stays),
+        cmocka_unit_test(test_waits_only_when_busy),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

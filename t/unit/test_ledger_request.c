@@ -20,6 +20,9 @@
 #include "../../backends/ledger/http.c"
 #include "../../backends/ledger/post.c"
 
+/* main.c's settings, with every fee shard in use (the default). */
+ledger_config_t  ledger_cf = { .fee_shards = LEDGER_SHARDS };
+
 #define A  "01a20af9-0532-7808-bb9f-6faf61b1da84"
 #define B  "01a20af9-0533-75b3-9a4c-54f0dfd3975e"
 
@@ -336,6 +339,80 @@ test_batch_json(void **state)
 }
 
 
+/* The shard every item of a ledger_items_json() answer names; -1 if mixed. */
+static int
+shard_of(json_t *a)
+{
+    json_t  *o;
+    size_t   i;
+    int      shard = -1, s;
+
+    json_array_foreach(a, i, o) {
+        s = (int) json_integer_value(json_object_get(o, "shard"));
+        if (i > 0 && s != shard) {
+            return -1;
+        }
+        shard = s;
+    }
+    return shard;
+}
+
+
+/*
+ * The fee shard the items of one call name: on a thread that set none,
+ * one shard for all of them (a batch locks every fee account its items
+ * name), the next in turn for the next call, so calls cover all of the
+ * fee_shards; on a batcher its own (mod fee_shards); with
+ * KORDON_LEDGER_FEE_SHARDS=1 always shard 0.
+ */
+static void
+test_fee_shards(void **state)
+{
+    ledger_item_t   x[3], *items[3] = { &x[0], &x[1], &x[2] };
+    json_t         *a;
+    int             k, seen[LEDGER_SHARDS] = { 0 }, shard, n;
+
+    memset(x, 0, sizeof(x));
+    for (k = 0; k < 3; k++) {
+        item(&x[k], LEDGER_OP_P2P, A, B, 100 + k, "EUR", NULL);
+    }
+    for (k = 0; k < LEDGER_SHARDS; k++) {
+        a = ledger_items_json(items, 3);
+        assert_non_null(a);
+        shard = shard_of(a);
+        json_decref(a);
+        assert_true(shard >= 0 && shard < LEDGER_SHARDS);
+        seen[shard] = 1;
+    }
+    for (k = 0, n = 0; k < LEDGER_SHARDS; k++) {
+        n += seen[k];
+    }
+    assert_int_equal(n, LEDGER_SHARDS);         /* each in turn */
+
+    ledger_cf.fee_shards = 1;
+    for (k = 0; k < 5; k++) {
+        a = ledger_items_json(items, 3);
+        assert_int_equal(shard_of(a), 0);
+        json_decref(a);
+    }
+    ledger_post_set_shard(5);
+    a = ledger_items_json(items, 3);
+    assert_int_equal(shard_of(a), 0);
+    json_decref(a);
+
+    ledger_cf.fee_shards = 4;
+    ledger_post_set_shard(5);
+    a = ledger_items_json(items, 3);
+    assert_int_equal(shard_of(a), 1);
+    json_decref(a);
+    ledger_cf.fee_shards = LEDGER_SHARDS;
+    ledger_shard = -1;
+    for (k = 0; k < 3; k++) {
+        free(x[k].reason);
+    }
+}
+
+
 /* POST /v1/holds: the transfer's fields plus an optional expiry. */
 static void
 test_hold(void **state)
@@ -383,6 +460,7 @@ main(void)
         cmocka_unit_test(test_key_and_owner),
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_batch_json),
+        cmocka_unit_test(test_fee_shards),
         cmocka_unit_test(test_hold),
     };
 

@@ -152,6 +152,15 @@ sub invariants_ok {
             or a.debits_pending <> coalesce(s.dpend, 0)
             or a.credits_pending <> coalesce(s.cpend, 0)}), 0,
         "$name: every account's totals recomputed from its transfers";
+    # Transfers carry no foreign keys (sql/ledger/014): the posting
+    # functions check both accounts under their row locks; this proves it.
+    is sql_value(q{
+        select count(*) from ledger.transfers t
+          left join ledger.accounts d on d.id = t.debit_account_id
+          left join ledger.accounts c on c.id = t.credit_account_id
+         where d.currency is distinct from t.currency
+            or c.currency is distinct from t.currency}), 0,
+        "$name: every transfer's two accounts exist, in its currency";
     is sql_value(q{
         select count(*) from ledger.accounts
          where debits_must_not_exceed_credits
