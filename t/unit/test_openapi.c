@@ -7,6 +7,8 @@
  * Documents are built from one schema by doc_with(), which puts it at
  * /components/schemas/S behind POST /s; body() validates a text against
  * it and returns the number of problems, leaving them in REPORT.
+ * test_checks_use_the_arena() counts jansson's allocations around a
+ * check.
  */
 
 #include <setjmp.h>
@@ -19,6 +21,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "../../nginx-modules/kordon_openapi/kordon_openapi_core.h"
 
@@ -451,6 +454,66 @@ test_media_types(void **state)
 }
 
 
+static size_t  MALLOCS;
+
+
+static void *
+counting_malloc(size_t size)
+{
+    MALLOCS++;
+    return malloc(size);
+}
+
+
+/*
+ * A body's values take no memory from jansson's allocator (the arena),
+ * which is the caller's again afterwards; a body past the arena goes on
+ * in that allocator and validates the same.
+ */
+static void
+test_checks_use_the_arena(void **state)
+{
+    char             *big, *p;
+    size_t            i;
+    json_free_t       f;
+    json_malloc_t     m;
+    kordon_oa_doc_t  *doc;
+
+    doc = doc_with("{\"type\":\"object\",\"properties\":{\"a\":{"
+                   "\"type\":\"array\",\"items\":{\"type\":\"string\","
+                   "\"maxLength\":3}}}}");
+    assert_non_null(doc);
+
+    json_set_alloc_funcs(counting_malloc, free);
+    MALLOCS = 0;
+
+    assert_int_equal(body(doc, "{\"a\":[\"x\",\"yy\",\"toolong\"]}"), 1);
+    assert_string_equal(REPORT.errors[0].pointer, "/a/2");
+    assert_int_equal(MALLOCS, 0);
+
+    json_get_alloc_funcs(&m, &f);
+    assert_true(m == counting_malloc && f == free);
+
+    /* 20000 strings: some 1.3 MB of values, twenty times the arena */
+
+    big = malloc(20000 * 6 + 64);
+    assert_non_null(big);
+    p = big + sprintf(big, "{\"a\":[");
+    for (i = 0; i < 20000; i++) {
+        p += sprintf(p, "\"x\",");
+    }
+    sprintf(p, "\"toolong\"]}");
+
+    assert_int_equal(body(doc, big), 1);
+    assert_string_equal(REPORT.errors[0].pointer, "/a/20000");
+    assert_true(MALLOCS > 0);
+
+    json_set_alloc_funcs(malloc, free);
+    free(big);
+    kordon_oa_free(doc);
+}
+
+
 int
 main(void)
 {
@@ -467,6 +530,7 @@ main(void)
         cmocka_unit_test(test_pattern_backtracking_is_bounded),
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_media_types),
+        cmocka_unit_test(test_checks_use_the_arena),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
