@@ -514,6 +514,118 @@ test_checks_use_the_arena(void **state)
 }
 
 
+/* a random JSON-ish text: mostly valid, sometimes one byte off */
+static size_t
+gen(char *buf, size_t size, unsigned depth)
+{
+    size_t       n, i, k;
+    static const char  *atoms[] = {
+        "0", "-0", "7", "-42", "123456789012345678", "1234567890123456789",
+        "01", "1.5", "2e3", "-", "true", "false", "null", "tru", "nul",
+        "\"\"", "\"abc\"", "\"a b\"", "\"a\\nb\"", "\"\xc3\xa9\"",
+        "\"\\u0041\"", "\"x\ty\""
+    };
+
+    if (size < 64) {
+        return 0;
+    }
+
+    switch (depth > 4 ? 2 : rand() % 3) {
+    case 0:
+        n = 0;
+        buf[n++] = '{';
+        k = (size_t) (rand() % 4);
+        for (i = 0; i < k && size - n > 64; i++) {
+            n += (size_t) snprintf(buf + n, size - n, "%s\"%c\" %s: ",
+                                   i ? " ," : "", 'a' + rand() % 3,
+                                   rand() % 8 ? "" : " ");
+            n += gen(buf + n, size - n - 2, depth + 1);
+        }
+        buf[n++] = '}';
+        return n;
+
+    case 1:
+        n = 0;
+        buf[n++] = '[';
+        k = (size_t) (rand() % 4);
+        for (i = 0; i < k && size - n > 64; i++) {
+            if (i) {
+                buf[n++] = ',';
+            }
+            n += gen(buf + n, size - n - 2, depth + 1);
+        }
+        if (rand() % 16 == 0) {
+            buf[n++] = ',';
+        }
+        buf[n++] = ']';
+        return n;
+
+    default:
+        return (size_t) snprintf(buf, size, "%s",
+                                 atoms[rand() % (sizeof(atoms)
+                                                 / sizeof(atoms[0]))]);
+    }
+}
+
+
+/*
+ * kordon_oa_parse_fast() against json_loadb(): over 50,000 random
+ * texts, whatever it takes jansson takes too, to an equal value; it
+ * takes the plain ones and leaves escapes, non-ASCII, reals, leading
+ * zeros, long integers, duplicates, trailing commas and deep nesting.
+ */
+static void
+test_fast_parse_is_jansson(void **state)
+{
+    int            i, taken;
+    char           buf[4096], deep[200];
+    json_t        *f, *j;
+    size_t         n;
+    json_error_t   err;
+    static const char   PLAIN[] =
+        "{\"amount\": 1250, \"to\":\"x\", \"ok\":[true,null]}";
+    static const char  *left[] = {
+        "01", "1.5", "1e2", "12345678901234567890", "\"a\\n\"", "\"\xc3\xa9\"",
+        "{\"a\":1,\"a\":2}", "[1,]", "{\"a\":1,}", "tru", "[1] x", "\"a\x01\"",
+        "", " "
+    };
+
+    srand(777);
+    taken = 0;
+
+    for (i = 0; i < 50000; i++) {
+        n = gen(buf, sizeof(buf), 0);
+        f = kordon_oa_parse_fast(buf, n);
+        j = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+
+        if (f != NULL) {
+            taken++;
+            if (j == NULL || !json_equal(f, j)) {
+                fail_msg("fast took what jansson did not: %.*s", (int) n, buf);
+            }
+            json_decref(f);
+        }
+
+        json_decref(j);
+    }
+
+    assert_true(taken > 5000);
+
+    f = kordon_oa_parse_fast(PLAIN, sizeof(PLAIN) - 1);
+    assert_non_null(f);
+    assert_int_equal(json_integer_value(json_object_get(f, "amount")), 1250);
+    json_decref(f);
+
+    for (i = 0; i < (int) (sizeof(left) / sizeof(left[0])); i++) {
+        assert_null(kordon_oa_parse_fast(left[i], strlen(left[i])));
+    }
+
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    assert_null(kordon_oa_parse_fast(deep, 200));
+}
+
+
 int
 main(void)
 {
@@ -531,6 +643,7 @@ main(void)
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_media_types),
         cmocka_unit_test(test_checks_use_the_arena),
+        cmocka_unit_test(test_fast_parse_is_jansson),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
