@@ -283,7 +283,8 @@ test_escape_runs(void **state)
     size_t          n;
     unsigned char   dst[256];
     static const unsigned char  src[] =
-        "plain \"q\" back\\slash\ttab\x01" "ctl\x7f\xc3\xa9t\xc3\xa9\xff" "end";
+        "plain \"q\" back\\slash\ttab\x01" "ctl\x7f\xc3\xa9t\xc3\xa9\xff"
+        "end";
     static const char  want[] =
         "plain \\\"q\\\" back\\\\slash\\ttab\\u0001ctl\\u007f\xc3\xa9t\xc3\xa9"
         "\xef\xbf\xbd" "end";
