@@ -25,8 +25,9 @@
  * that, and the arena is reset (a body past KORDON_OA_ARENA_SIZE goes on
  * in the allocator jansson had).  A JSON body of a few hundred bytes
  * makes some forty allocations and as many frees; in the arena they cost
- * a pointer bump each and nothing, 5,000 instructions less per request.  So both checks
- * are not reentrant: one thread at a time, as in an nginx worker.
+ * a pointer bump each and nothing, 5,000 instructions less per request.
+ * So both checks are not reentrant: one thread at a time, as in an nginx
+ * worker.
  *
  * A body is first read by kordon_oa_parse_fast(), which builds the same
  * jansson values as json_loadb() for the plain JSON requests are made
