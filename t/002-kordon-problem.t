@@ -5,7 +5,7 @@
 
 use Test::Kordon;
 
-plan tests => repeat_each() * (blocks() * 3 + 1);
+plan tests => repeat_each() * (blocks() * 3 + 3);
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -241,3 +241,26 @@ GET /t
 --- response_headers
 ! X-Request-Id
 --- response_body: ok
+
+
+
+=== TEST 19: $request_id: 32 hex digits, a new one for every request (the worker draws them in blocks of 64; 200 requests cross three refills)
+--- config
+    location /t { return 200 "$request_id"; }
+--- request eval
+["GET /t",
+ sub {
+     my (%seen, @bad);
+     for (1 .. 200) {
+         my $res = Test::Kordon::send_request(
+             Test::Kordon::build_request("GET /t"));
+         my $id = $res->{body} // '';
+         push @bad, $id unless $id =~ /\A[0-9a-f]{32}\z/;
+         $seen{$id}++;
+     }
+     is("@bad", '', 'every id is 32 hex digits');
+     is(scalar keys %seen, 200, 'no id twice');
+ }]
+--- response_body_like: ^[0-9a-f]{32}$
+--- no_error_log
+[error]

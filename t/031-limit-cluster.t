@@ -329,3 +329,57 @@ the cluster limits of one place must use one redis
  }]
 --- error_code eval
 [200, 429, 200]
+
+
+
+=== TEST 14: requests of one event loop iteration share one script call, each with its own exact answer
+--- http_config
+    kordon_redis main 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    kordon_limit_zone name=api rate=6/m burst=5 key=$remote_addr
+                      mode=cluster redis=main;
+--- config
+    location /warm { return 204; }
+    location / { kordon_limit api; }
+--- request eval
+[sub {
+     # 30 keep-alive connections the worker already knows; stopped, it
+     # finds all 30 requests ready in one epoll_wait() when it goes on
+     my @socks = map { Kordon::Redis::connect_nginx() } 1 .. 30;
+     my $req = sub { "GET $_[0] HTTP/1.1\r\nHost: localhost\r\n\r\n" };
+     for my $s (@socks) {
+         syswrite($s, $req->('/warm'));
+         my $head = '';
+         sysread($s, $head, 4096, length $head) until $head =~ /\r\n\r\n/;
+     }
+     my ($worker) = `pgrep -P @{[ Test::Kordon::master_pid() ]}` =~ /(\d+)/;
+     redis()->cmd('CONFIG', 'RESETSTAT');
+     kill 'STOP', $worker or die "stop: $!\n";
+     for (1 .. 200) {                    # kill() does not wait for it
+         open my $st, '<', "/proc/$worker/stat" or die "stat: $!\n";
+         last if (split ' ', <$st>)[2] eq 'T';
+         sleep 0.01;
+     }
+     syswrite($_, $req->('/index.html')) for @socks;
+     kill 'CONT', $worker;
+     my (%code, %left);
+     for my $s (@socks) {
+         my $res = '';
+         sysread($s, $res, 65536, length $res) until $res =~ /\r\n\r\n/;
+         my ($code) = $res =~ m{^HTTP/1\.1 (\d+)};
+         $code{$code}++;
+         $left{$1}++ if $code == 200 && $res =~ /RateLimit: "api";r=(\d+)/;
+         close $s;
+     }
+     my ($calls, $stats) = (0, redis()->cmd('INFO', 'commandstats'));
+     $calls += $1 while $stats =~ /cmdstat_eval(?:sha)?:calls=(\d+)/g;
+     die "statuses: @{[ %code ]}\n" unless $code{200} == 5 && $code{429} == 25;
+     die "remaining: @{[ sort keys %left ]}\n"
+         unless join(',', sort keys %left) eq '0,1,2,3,4';
+     # one call (two when Redis had lost the script: NOSCRIPT, EVAL)
+     die "$calls script calls for 30 requests\n" unless $calls <= 2;
+ },
+ "GET /index.html"]
+--- error_code eval
+[429]
+--- no_error_log
+[error]

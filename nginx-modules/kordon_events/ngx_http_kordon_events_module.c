@@ -4,7 +4,8 @@
  *
  * Each worker owns a librdkafka producer, made in init_process (the
  * library's threads do not survive fork()).  The log phase encodes the
- * request (kordon_events_core.c) and hands it to rd_kafka_produce()
+ * request (kordon_events_core.c, no printf, no allocation) into the
+ * worker's one buffer and hands it to rd_kafka_produce()
  * with RD_KAFKA_MSG_F_COPY and without RD_KAFKA_MSG_F_BLOCK: that call
  * only appends to an in-memory queue bounded by queue= messages, and
  * librdkafka's own threads talk to the broker.  A full queue (the
@@ -37,6 +38,8 @@
 #define NGX_HTTP_KORDON_EVENTS_FLUSH_DEFAULT    1000     /* ms */
 #define NGX_HTTP_KORDON_EVENTS_TIMEOUT_DEFAULT  10000    /* ms */
 #define NGX_HTTP_KORDON_EVENTS_ERRSTR_LEN       512
+/* the worker's event buffer: larger events take memory from the pool */
+#define NGX_HTTP_KORDON_EVENTS_BUF_LEN          4096
 /* at most one librdkafka error line per this many ms */
 #define NGX_HTTP_KORDON_EVENTS_LOG_EVERY        10000
 
@@ -73,6 +76,7 @@ typedef struct {
     ngx_msec_t                 logged;
     ngx_log_t                 *log;
     char                       errstr[NGX_HTTP_KORDON_EVENTS_ERRSTR_LEN];
+    u_char                     buf[NGX_HTTP_KORDON_EVENTS_BUF_LEN];
 } ngx_http_kordon_events_worker_t;
 
 
@@ -189,10 +193,19 @@ ngx_http_kordon_events_handler(ngx_http_request_t *r)
 
     ngx_http_kordon_events_fill(r, emcf, &e);
 
-    buf = ngx_pnalloc(r->pool, kordon_events_json_len(&e));
-    if (buf == NULL) {
-        kordon_metrics_add(&w->stats->dropped_error, 1);
-        return NGX_OK;
+    /* librdkafka copies the text: one buffer serves every request */
+
+    len = kordon_events_json_len(&e);
+
+    if (len <= NGX_HTTP_KORDON_EVENTS_BUF_LEN) {
+        buf = w->buf;
+
+    } else {
+        buf = ngx_pnalloc(r->pool, len);
+        if (buf == NULL) {
+            kordon_metrics_add(&w->stats->dropped_error, 1);
+            return NGX_OK;
+        }
     }
 
     len = kordon_events_json(buf, &e);

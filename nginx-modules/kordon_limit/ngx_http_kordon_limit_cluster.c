@@ -3,12 +3,27 @@
  * Kordon edge: the limits and the brute-force guard in Redis, through
  * the shared non-blocking client (ngx_http_kordon_redis.h).
  *
- * Cluster limits: one Lua script call per request checks every cluster
- * limit of the location atomically, with the time taken from Redis
- * (TIME), so the clocks of the edges do not matter: GCRA as in
- * kordon_limit_core.c, in microseconds.  A request refused by one limit
- * takes nothing from the others.  A key lives in Redis only while its
- * bucket is not full (PX), so idle keys cost nothing.
+ * Cluster limits: one Lua script call checks every cluster limit of the
+ * location atomically, with the time taken from Redis (TIME), so the
+ * clocks of the edges do not matter: GCRA as in kordon_limit_core.c, in
+ * microseconds.  A request refused by one limit takes nothing from the
+ * others.  A key lives in Redis only while its bucket is not full (PX),
+ * so idle keys cost nothing.
+ *
+ * Coalescing: requests of one event loop iteration that ask the same
+ * keys with the same limits (a busy address, user or key) join one
+ * call, sent by a posted event at the end of the iteration, with their
+ * number n: the script admits the first a of the n as n calls at the
+ * same Redis instant would (GCRA's state after j requests is a formula
+ * of j), charges a, and answers a and each key's tat - now, from which
+ * every member's own outcome (remaining, reset, retry after) is worked
+ * out here exactly as its own call would have returned it.  Under load
+ * one round trip, one command to format and one reply to parse serve
+ * many requests.  A call carries at most NGX_HTTP_KORDON_LIMIT_BATCH_MAX
+ * members and lives in worker memory (ngx_alloc()), as its members may
+ * go first: a member's pool cleanup takes it out, the call still comes
+ * back and is freed.  While Redis is not ready, requests are sent one
+ * by one as before (each fails at once).
  *
  * Scripts go by SHA-1 (EVALSHA); a NOSCRIPT answer (a restarted or
  * flushed Redis) is followed by one EVAL with the text, which loads it
@@ -38,9 +53,13 @@
 #include "ngx_http_kordon_limit.h"
 
 
-/* EVALSHA, sha, numkeys, then a key, an interval and a burst per limit */
+/* EVALSHA, sha, numkeys, n, then a key, an interval and a burst per limit */
 #define NGX_HTTP_KORDON_LIMIT_ARGS_MAX                                      \
-    (3 + 3 * NGX_HTTP_KORDON_LIMIT_RULES_MAX)
+    (4 + 3 * NGX_HTTP_KORDON_LIMIT_RULES_MAX)
+
+/* requests in one coalesced call, and calls gathered in one iteration */
+#define NGX_HTTP_KORDON_LIMIT_BATCH_MAX    64
+#define NGX_HTTP_KORDON_LIMIT_PENDING_MAX  16
 
 
 typedef struct {
@@ -61,14 +80,59 @@ typedef struct {
 } ngx_http_kordon_limit_call_t;
 
 
+typedef struct ngx_http_kordon_limit_batch_s  ngx_http_kordon_limit_batch_t;
+
+
+/* a request in a coalesced call, in r->pool */
+typedef struct {
+    ngx_http_request_t              *request;
+    ngx_http_kordon_limit_batch_t   *batch;      /* NULL: answered */
+    ngx_uint_t                       index;
+    unsigned                         test_reading:1;
+} ngx_http_kordon_limit_member_t;
+
+
+/* one call for up to BATCH_MAX requests, in worker memory */
+struct ngx_http_kordon_limit_batch_s {
+    ngx_http_kordon_redis_server_t  *server;
+    ngx_msec_t                       timeout;
+    ngx_uint_t                       argc;
+    ngx_uint_t                       nth;        /* argv[] index of n */
+    const char                      *argv[NGX_HTTP_KORDON_LIMIT_ARGS_MAX];
+    size_t                           argvlen[NGX_HTTP_KORDON_LIMIT_ARGS_MAX];
+    u_char                           n_text[NGX_INT_T_LEN];
+    ngx_uint_t                       n;
+    ngx_http_kordon_limit_member_t  *members[NGX_HTTP_KORDON_LIMIT_BATCH_MAX];
+    unsigned                         evaled:1;
+    u_char                           data[1];    /* argv[2...] bytes */
+};
+
+
 static ngx_int_t ngx_http_kordon_limit_call(ngx_http_request_t *r,
     ngx_http_kordon_limit_call_t *call);
 static void ngx_http_kordon_limit_call_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
 static void ngx_http_kordon_limit_cluster_done(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t status, void *data);
+static void ngx_http_kordon_limit_cluster_outcome(ngx_http_request_t *r,
+    redisReply *reply, ngx_uint_t status, ngx_uint_t j);
 static ngx_int_t ngx_http_kordon_limit_cluster_reply(ngx_http_request_t *r,
-    ngx_http_kordon_limit_ctx_t *ctx, redisReply *reply);
+    ngx_http_kordon_limit_ctx_t *ctx, redisReply *reply, ngx_uint_t j);
+static ngx_int_t ngx_http_kordon_limit_join(ngx_http_request_t *r,
+    ngx_http_kordon_limit_call_t *call, ngx_uint_t nth);
+static ngx_http_kordon_limit_batch_t *ngx_http_kordon_limit_batch_find(
+    ngx_http_kordon_limit_call_t *call);
+static ngx_http_kordon_limit_batch_t *ngx_http_kordon_limit_batch_new(
+    ngx_http_kordon_limit_call_t *call, ngx_uint_t nth);
+static void ngx_http_kordon_limit_flush(ngx_event_t *ev);
+static void ngx_http_kordon_limit_batch_send(
+    ngx_http_kordon_limit_batch_t *batch);
+static void ngx_http_kordon_limit_batch_done(redisReply *reply,
+    ngx_uint_t status, void *data);
+static void ngx_http_kordon_limit_batch_answer(
+    ngx_http_kordon_limit_batch_t *batch, redisReply *reply,
+    ngx_uint_t status);
+static void ngx_http_kordon_limit_member_cleanup(void *data);
 static ngx_int_t ngx_http_kordon_limit_cluster_failed(ngx_http_request_t *r,
     ngx_http_kordon_limit_ctx_t *ctx, ngx_uint_t status);
 static void ngx_http_kordon_limit_guard_done(ngx_http_request_t *r,
@@ -89,45 +153,36 @@ static ngx_int_t ngx_http_kordon_limit_script_init(
 
 
 /*
- * KEYS: the limits' keys; ARGV: interval (us) and burst of each.  Per
- * key: admitted (1/0), remaining, retry after (us), reset after (us);
- * all or nothing is charged, and when one refuses the others report
- * their state uncharged.
+ * KEYS: the limits' keys; ARGV: n, the requests asking, then interval
+ * (us) and burst of each key.  Admits a of the n (the most every key
+ * takes, 0..n), charges the a, and returns a followed by each key's
+ * base - now, base = max(tat, now) before the charge: all a caller
+ * needs to tell each of the n its outcome.
  */
 
 static ngx_http_kordon_limit_script_t  ngx_http_kordon_limit_gcra_script = {
     ngx_string(
         "local t = redis.call('TIME')\n"
         "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-        "local out, tats, ok = {}, {}, true\n"
+        "local n = tonumber(ARGV[1])\n"
+        "local base, a = {}, n\n"
         "for i = 1, #KEYS do\n"
-        "  local interval = tonumber(ARGV[2 * i - 1])\n"
-        "  local limit = interval * tonumber(ARGV[2 * i])\n"
+        "  local interval = tonumber(ARGV[2 * i])\n"
+        "  local limit = interval * tonumber(ARGV[2 * i + 1])\n"
         "  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')\n"
-        "  local new_tat = math.max(tat, now) + interval\n"
-        "  local ahead = new_tat - now\n"
-        "  if ahead > limit then\n"
-        "    ok = false\n"
-        "    out[4 * i - 3] = 0\n"
-        "    out[4 * i - 2] = 0\n"
-        "    out[4 * i - 1] = ahead - limit\n"
-        "    out[4 * i] = math.max(tat - now, 0)\n"
-        "  else\n"
-        "    tats[i] = new_tat\n"
-        "    out[4 * i - 3] = 1\n"
-        "    out[4 * i - 2] = math.floor((limit - ahead) / interval)\n"
-        "    out[4 * i - 1] = 0\n"
-        "    out[4 * i] = ahead\n"
-        "  end\n"
+        "  base[i] = math.max(tat, now)\n"
+        "  local k = math.floor((limit - (base[i] - now)) / interval)\n"
+        "  if k < a then a = k end\n"
         "end\n"
+        "if a < 0 then a = 0 end\n"
+        "local out = {a}\n"
         "for i = 1, #KEYS do\n"
-        "  if ok then\n"
-        "    redis.call('SET', KEYS[i], string.format('%.0f', tats[i]),\n"
-        "               'PX', math.floor((tats[i] - now) / 1000) + 1)\n"
-        "  elseif out[4 * i - 3] == 1 then\n"
-        "    out[4 * i - 2] = out[4 * i - 2] + 1\n"
-        "    out[4 * i] = out[4 * i] - tonumber(ARGV[2 * i - 1])\n"
+        "  local tat = base[i] + a * tonumber(ARGV[2 * i])\n"
+        "  if a > 0 then\n"
+        "    redis.call('SET', KEYS[i], string.format('%.0f', tat),\n"
+        "               'PX', math.floor((tat - now) / 1000) + 1)\n"
         "  end\n"
+        "  out[i + 1] = base[i] - now\n"
         "end\n"
         "return out\n"),
     ""
@@ -180,6 +235,14 @@ static ngx_http_kordon_limit_script_t  ngx_http_kordon_limit_fail_script = {
 };
 
 
+/* this worker's calls being gathered, sent at the end of the iteration */
+
+static ngx_http_kordon_limit_batch_t
+    *ngx_http_kordon_limit_pending[NGX_HTTP_KORDON_LIMIT_PENDING_MAX];
+static ngx_uint_t    ngx_http_kordon_limit_npending;
+static ngx_event_t   ngx_http_kordon_limit_flush_event;
+
+
 /*
  * Sends the cluster limits of a request.  Returns NGX_DONE (waiting, or
  * answered when Redis could not be asked and a limit fails closed) or
@@ -192,7 +255,7 @@ ngx_http_kordon_limit_cluster(ngx_http_request_t *r,
 {
     ngx_int_t                        rc;
     ngx_str_t                        key;
-    ngx_uint_t                       i, nkeys;
+    ngx_uint_t                       i, nkeys, nth;
     ngx_msec_t                       timeout;
     ngx_http_kordon_limit_call_t    *call;
     ngx_http_kordon_limit_zone_t    *zone;
@@ -233,6 +296,12 @@ ngx_http_kordon_limit_cluster(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    /* ARGV[1]: one request; a coalesced call says how many */
+
+    nth = call->argc;
+    call->argv[call->argc] = "1";
+    call->argvlen[call->argc++] = 1;
+
     for (i = 0; i < ctx->n; i++) {
         zone = ctx->results[i].zone;
 
@@ -260,6 +329,15 @@ ngx_http_kordon_limit_cluster(ngx_http_request_t *r,
     call->argv[2] = call->argv[--call->argc];
     call->argvlen[2] = call->argvlen[call->argc];
 
+    if (ngx_http_kordon_redis_ready(call->server)
+        && ngx_http_kordon_limit_join(r, call, nth) == NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_DONE);
+        return NGX_DONE;
+    }
+
+    /* Redis not ready (fails at once), or no room: on its own */
+
     rc = ngx_http_kordon_limit_call(r, call);
 
     if (rc == NGX_HTTP_KORDON_REDIS_OK) {
@@ -276,13 +354,26 @@ static void
 ngx_http_kordon_limit_cluster_done(ngx_http_request_t *r, redisReply *reply,
     ngx_uint_t status, void *data)
 {
+    ngx_http_kordon_limit_cluster_outcome(r, reply, status, 1);
+}
+
+
+/*
+ * The outcome for the j-th (from 1) request of a call: on to the guard,
+ * or 429, or the fail= policies when Redis could not say.
+ */
+
+static void
+ngx_http_kordon_limit_cluster_outcome(ngx_http_request_t *r,
+    redisReply *reply, ngx_uint_t status, ngx_uint_t j)
+{
     ngx_int_t                     rc;
     ngx_http_kordon_limit_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_kordon_limit_module);
 
     if (status == NGX_HTTP_KORDON_REDIS_OK) {
-        rc = ngx_http_kordon_limit_cluster_reply(r, ctx, reply);
+        rc = ngx_http_kordon_limit_cluster_reply(r, ctx, reply, j);
 
         if (rc == NGX_OK) {
             ngx_http_kordon_limit_resume(r, ctx, NGX_HTTP_KORDON_LIMIT_GUARD);
@@ -318,20 +409,25 @@ ngx_http_kordon_limit_cluster_done(ngx_http_request_t *r, redisReply *reply,
 
 
 /*
- * Reads the script's answer into the results.  NGX_OK: all admitted;
- * NGX_DONE: refused; NGX_ERROR: not the answer the script gives.
+ * Reads the script's answer for the j-th (from 1) of the requests it
+ * counted into the results: a admitted, then per key base - now.  The
+ * j-th sees its j - 1 elders charged (only the first a are): admitted,
+ * it is at ahead = base - now + j * interval; refused, a key whose next
+ * step would pass its limit refuses it, the others report themselves
+ * uncharged.  NGX_OK: all admitted; NGX_DONE: refused; NGX_ERROR: not
+ * the answer the script gives.
  */
 
 static ngx_int_t
 ngx_http_kordon_limit_cluster_reply(ngx_http_request_t *r,
-    ngx_http_kordon_limit_ctx_t *ctx, redisReply *reply)
+    ngx_http_kordon_limit_ctx_t *ctx, redisReply *reply, ngx_uint_t j)
 {
+    uint64_t                         a, base, ahead, interval, limit, reset;
     ngx_int_t                        rc;
-    ngx_uint_t                       i, j, k;
-    redisReply                     **e;
+    ngx_uint_t                       i, k;
     ngx_http_kordon_limit_result_t  *res;
 
-    if (reply->type != REDIS_REPLY_ARRAY) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
         return NGX_ERROR;
     }
 
@@ -343,8 +439,9 @@ ngx_http_kordon_limit_cluster_reply(ngx_http_request_t *r,
         }
     }
 
+    a = (uint64_t) reply->element[0]->integer;
     rc = NGX_OK;
-    j = 0;
+    k = 1;
 
     for (i = 0; i < ctx->n; i++) {
         res = &ctx->results[i];
@@ -353,26 +450,49 @@ ngx_http_kordon_limit_cluster_reply(ngx_http_request_t *r,
             continue;
         }
 
-        k = 4 * j++;
-
-        if (k + 4 > reply->elements) {
+        if (k >= reply->elements) {
             return NGX_ERROR;
         }
 
-        e = &reply->element[k];
+        base = (uint64_t) reply->element[k++]->integer;
+        interval = res->zone->gcra_us.interval;
+        limit = interval * res->zone->gcra_us.burst;
 
         res->applied = 1;
-        res->limited = e[0]->integer == 0;
-        res->remaining = e[1]->integer;
-        res->reset_s = kordon_limit_seconds(e[3]->integer,
-                                            NGX_HTTP_KORDON_LIMIT_US);
+        res->limited = 0;
 
-        if (res->limited) {
-            ctx->retry_after = ngx_max(ctx->retry_after,
-                                       kordon_limit_seconds(e[2]->integer,
+        if (j <= a) {
+            ahead = base + j * interval;
+
+            if (ahead > limit) {
+                return NGX_ERROR;
+            }
+
+            res->remaining = (limit - ahead) / interval;
+            reset = ahead;
+
+        } else {
+            ahead = base + (a + 1) * interval;
+            reset = base + a * interval;
+
+            if (ahead > limit) {
+                res->limited = 1;
+                res->remaining = 0;
+                ctx->retry_after = ngx_max(ctx->retry_after,
+                                           kordon_limit_seconds(ahead - limit,
                                                     NGX_HTTP_KORDON_LIMIT_US));
-            rc = NGX_DONE;
+                rc = NGX_DONE;
+
+            } else {
+                res->remaining = (limit - ahead) / interval + 1;
+            }
         }
+
+        res->reset_s = kordon_limit_seconds(reset, NGX_HTTP_KORDON_LIMIT_US);
+    }
+
+    if (j > a && rc == NGX_OK) {
+        return NGX_ERROR;
     }
 
     return rc;
@@ -889,6 +1009,318 @@ ngx_http_kordon_limit_call_done(ngx_http_request_t *r, redisReply *reply,
     }
 
     call->handler(r, reply, status, NULL);
+}
+
+
+/*
+ * Adds a request to this iteration's call with the same arguments, or
+ * to a new one.  NGX_OK: the request waits for the call (counted in
+ * r->main->count); NGX_DECLINED: no room or no memory, nothing changed.
+ */
+
+static ngx_int_t
+ngx_http_kordon_limit_join(ngx_http_request_t *r,
+    ngx_http_kordon_limit_call_t *call, ngx_uint_t nth)
+{
+    ngx_event_t                     *ev;
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_kordon_limit_batch_t   *batch;
+    ngx_http_kordon_limit_member_t  *m;
+
+    m = ngx_pcalloc(r->pool, sizeof(ngx_http_kordon_limit_member_t));
+    if (m == NULL) {
+        return NGX_DECLINED;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_DECLINED;
+    }
+
+    batch = ngx_http_kordon_limit_batch_find(call);
+
+    if (batch == NULL) {
+        if (ngx_http_kordon_limit_npending
+            == NGX_HTTP_KORDON_LIMIT_PENDING_MAX)
+        {
+            return NGX_DECLINED;
+        }
+
+        batch = ngx_http_kordon_limit_batch_new(call, nth);
+        if (batch == NULL) {
+            return NGX_DECLINED;
+        }
+
+        ngx_http_kordon_limit_pending[ngx_http_kordon_limit_npending++] =
+                                                                      batch;
+
+        ev = &ngx_http_kordon_limit_flush_event;
+
+        if (!ev->posted) {
+            ev->handler = ngx_http_kordon_limit_flush;
+            ev->log = ngx_cycle->log;
+            ngx_post_event(ev, &ngx_posted_events);
+        }
+    }
+
+    m->request = r;
+    m->batch = batch;
+    m->index = batch->n;
+    batch->members[batch->n++] = m;
+
+    cln->handler = ngx_http_kordon_limit_member_cleanup;
+    cln->data = m;
+
+    r->main->count++;
+
+    /* as limit_req's delay: notice a client that leaves, ignore writes */
+
+    if (r->read_event_handler == ngx_http_block_reading) {
+        r->read_event_handler = ngx_http_test_reading;
+        m->test_reading = 1;
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    return NGX_OK;
+}
+
+
+/* a pending call with room and exactly these arguments, or NULL */
+
+static ngx_http_kordon_limit_batch_t *
+ngx_http_kordon_limit_batch_find(ngx_http_kordon_limit_call_t *call)
+{
+    ngx_uint_t                      i, k;
+    ngx_http_kordon_limit_batch_t  *batch;
+
+    for (i = 0; i < ngx_http_kordon_limit_npending; i++) {
+        batch = ngx_http_kordon_limit_pending[i];
+
+        if (batch->server != call->server || batch->argc != call->argc
+            || batch->n == NGX_HTTP_KORDON_LIMIT_BATCH_MAX)
+        {
+            continue;
+        }
+
+        for (k = 2; k < call->argc; k++) {
+            if (batch->argvlen[k] != call->argvlen[k]
+                || ngx_memcmp(batch->argv[k], call->argv[k],
+                              call->argvlen[k])
+                   != 0)
+            {
+                break;
+            }
+        }
+
+        if (k == call->argc) {
+            return batch;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* a call with a copy of the arguments (the request may go first) */
+
+static ngx_http_kordon_limit_batch_t *
+ngx_http_kordon_limit_batch_new(ngx_http_kordon_limit_call_t *call,
+    ngx_uint_t nth)
+{
+    u_char                         *p;
+    size_t                          size;
+    ngx_uint_t                      k;
+    ngx_http_kordon_limit_batch_t  *batch;
+
+    size = 0;
+
+    for (k = 2; k < call->argc; k++) {
+        size += call->argvlen[k];
+    }
+
+    batch = ngx_alloc(sizeof(ngx_http_kordon_limit_batch_t) + size,
+                      ngx_cycle->log);
+    if (batch == NULL) {
+        return NULL;
+    }
+
+    batch->server = call->server;
+    batch->timeout = call->timeout;
+    batch->argc = call->argc;
+    batch->nth = nth;
+    batch->n = 0;
+    batch->evaled = 0;
+
+    p = batch->data;
+
+    for (k = 2; k < call->argc; k++) {
+        batch->argv[k] = (const char *) p;
+        batch->argvlen[k] = call->argvlen[k];
+        p = ngx_cpymem(p, call->argv[k], call->argvlen[k]);
+    }
+
+    return batch;
+}
+
+
+/* the end of the iteration: every gathered call goes */
+
+static void
+ngx_http_kordon_limit_flush(ngx_event_t *ev)
+{
+    ngx_uint_t                      i, n;
+    ngx_http_kordon_limit_batch_t  *batch[NGX_HTTP_KORDON_LIMIT_PENDING_MAX];
+
+    n = ngx_http_kordon_limit_npending;
+
+    ngx_memcpy(batch, ngx_http_kordon_limit_pending,
+               n * sizeof(ngx_http_kordon_limit_batch_t *));
+
+    ngx_http_kordon_limit_npending = 0;
+
+    for (i = 0; i < n; i++) {
+        ngx_http_kordon_limit_batch_send(batch[i]);
+    }
+}
+
+
+/*
+ * Sends a call for the members still there (numbered again from 0, n
+ * their count), by SHA-1 or, after NOSCRIPT, with the text.  A call
+ * that cannot go answers its members at once.
+ */
+
+static void
+ngx_http_kordon_limit_batch_send(ngx_http_kordon_limit_batch_t *batch)
+{
+    u_char                          *p;
+    ngx_int_t                        rc;
+    ngx_uint_t                       i, n;
+    ngx_http_kordon_limit_script_t  *script;
+
+    n = 0;
+
+    for (i = 0; i < batch->n; i++) {
+        if (batch->members[i] != NULL) {
+            batch->members[i]->index = n;
+            batch->members[n++] = batch->members[i];
+        }
+    }
+
+    batch->n = n;
+
+    if (n == 0) {
+        ngx_free(batch);
+        return;
+    }
+
+    p = ngx_sprintf(batch->n_text, "%ui", n);
+    batch->argv[batch->nth] = (const char *) batch->n_text;
+    batch->argvlen[batch->nth] = p - batch->n_text;
+
+    script = &ngx_http_kordon_limit_gcra_script;
+
+    if (batch->evaled) {
+        batch->argv[0] = "EVAL";
+        batch->argvlen[0] = 4;
+        batch->argv[1] = (const char *) script->text.data;
+        batch->argvlen[1] = script->text.len;
+
+    } else {
+        batch->argv[0] = "EVALSHA";
+        batch->argvlen[0] = 7;
+        batch->argv[1] = (const char *) script->sha;
+        batch->argvlen[1] = 40;
+    }
+
+    rc = ngx_http_kordon_redis_send(batch->server, batch->argc, batch->argv,
+                                    batch->argvlen, batch->timeout,
+                                    ngx_http_kordon_limit_batch_done, batch,
+                                    NULL);
+
+    if (rc != NGX_HTTP_KORDON_REDIS_OK) {
+        ngx_http_kordon_limit_batch_answer(batch, NULL, rc);
+    }
+}
+
+
+/* NOSCRIPT: once more with the script's text, which loads it again */
+
+static void
+ngx_http_kordon_limit_batch_done(redisReply *reply, ngx_uint_t status,
+    void *data)
+{
+    ngx_http_kordon_limit_batch_t *batch = data;
+
+    if (status == NGX_HTTP_KORDON_REDIS_ERROR && reply != NULL
+        && !batch->evaled && reply->type == REDIS_REPLY_ERROR
+        && reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "kordon limit: redis \"%V\" had no script %s, "
+                      "sending it", ngx_http_kordon_redis_name(batch->server),
+                      ngx_http_kordon_limit_gcra_script.sha);
+
+        batch->evaled = 1;
+        ngx_http_kordon_limit_batch_send(batch);
+        return;
+    }
+
+    ngx_http_kordon_limit_batch_answer(batch, reply, status);
+}
+
+
+/* each member still there hears its own outcome; then the call goes */
+
+static void
+ngx_http_kordon_limit_batch_answer(ngx_http_kordon_limit_batch_t *batch,
+    redisReply *reply, ngx_uint_t status)
+{
+    ngx_uint_t                       i;
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_kordon_limit_member_t  *m;
+
+    for (i = 0; i < batch->n; i++) {
+        m = batch->members[i];
+
+        if (m == NULL) {
+            continue;
+        }
+
+        m->batch = NULL;
+        r = m->request;
+        c = r->connection;
+
+        if (m->test_reading) {
+            r->read_event_handler = ngx_http_block_reading;
+        }
+
+        r->write_event_handler = ngx_http_core_run_phases;
+
+        ngx_http_set_log_request(c->log, r);
+
+        ngx_http_kordon_limit_cluster_outcome(r, reply, status, i + 1);
+
+        ngx_http_run_posted_requests(c);
+    }
+
+    ngx_free(batch);
+}
+
+
+/* r->pool is being destroyed: the member leaves its call */
+
+static void
+ngx_http_kordon_limit_member_cleanup(void *data)
+{
+    ngx_http_kordon_limit_member_t *m = data;
+
+    if (m->batch) {
+        m->batch->members[m->index] = NULL;
+        m->batch = NULL;
+    }
 }
 
 

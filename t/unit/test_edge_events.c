@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -220,6 +222,81 @@ test_extremes_fit_the_bound(void **state)
 
 
 /*
+ * The hand-written UTC time agrees with gmtime() over 20000 random
+ * instants from 1970 to 9999 and the calendar's corners (leap days,
+ * century years), and integers with printf's "%lld".
+ */
+static void
+test_time_and_numbers_as_libc(void **state)
+{
+    int             i;
+    char            want[64];
+    time_t          sec;
+    json_t         *j;
+    int64_t         ms;
+    struct tm       tm;
+    kordon_event_t  e;
+    static const int64_t  corners[] = {
+        0, 951782400000LL, 951868799999LL, 4107542400000LL,
+        4107456000000LL, 1709164800123LL, 253402300799999LL
+    };
+
+    srand(4242);
+
+    for (i = 0; i < 20000 + (int) (sizeof(corners) / sizeof(corners[0]));
+         i++)
+    {
+        if (i < 20000) {
+            ms = (((int64_t) rand() << 31) ^ rand()) % 253402300800000LL;
+        } else {
+            ms = corners[i - 20000];
+        }
+
+        sec = (time_t) (ms / 1000);
+        gmtime_r(&sec, &tm);
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, (int) (ms % 1000));
+
+        e = full_event();
+        e.time_ms = ms;
+        e.duration_ms = ms * (i % 2 ? -1 : 1);
+        e.status = (unsigned) i;
+
+        j = encode(&e);
+        assert_string_equal(json_string_value(json_object_get(j, "time")),
+                            want);
+        assert_int_equal(json_integer_value(json_object_get(j,
+                                                            "duration_ms")),
+                         e.duration_ms);
+        assert_int_equal(json_integer_value(json_object_get(j, "status")),
+                         i);
+        json_decref(j);
+    }
+}
+
+
+/* runs of plain bytes and the bytes around them, escaped exactly */
+static void
+test_escape_runs(void **state)
+{
+    size_t          n;
+    unsigned char   dst[256];
+    static const unsigned char  src[] =
+        "plain \"q\" back\\slash\ttab\x01" "ctl\x7f\xc3\xa9t\xc3\xa9\xff"
+        "end";
+    static const char  want[] =
+        "plain \\\"q\\\" back\\\\slash\\ttab\\u0001ctl\\u007f\xc3\xa9t\xc3\xa9"
+        "\xef\xbf\xbd" "end";
+
+    n = kordon_events_escape(dst, src, sizeof(src) - 1) - dst;
+    assert_int_equal(n, sizeof(want) - 1);
+    assert_memory_equal(dst, want, n);
+    assert_int_equal(n, kordon_events_escape_len(src, sizeof(src) - 1));
+}
+
+
+/*
  * Random bytes in every string member, 20000 times (a fixed seed, so a
  * failure repeats): the text stays within the bound and always parses.
  */
@@ -266,6 +343,8 @@ main(void)
         cmocka_unit_test(test_missing_parts_are_null),
         cmocka_unit_test(test_hostile_strings_stay_json),
         cmocka_unit_test(test_escape_len_matches),
+        cmocka_unit_test(test_time_and_numbers_as_libc),
+        cmocka_unit_test(test_escape_runs),
         cmocka_unit_test(test_extremes_fit_the_bound),
         cmocka_unit_test(test_random_bytes_always_json),
     };

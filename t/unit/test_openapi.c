@@ -7,6 +7,8 @@
  * Documents are built from one schema by doc_with(), which puts it at
  * /components/schemas/S behind POST /s; body() validates a text against
  * it and returns the number of problems, leaving them in REPORT.
+ * test_checks_use_the_arena() counts jansson's allocations around a
+ * check.
  */
 
 #include <setjmp.h>
@@ -19,6 +21,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "../../nginx-modules/kordon_openapi/kordon_openapi_core.h"
 
@@ -451,6 +454,178 @@ test_media_types(void **state)
 }
 
 
+static size_t  MALLOCS;
+
+
+static void *
+counting_malloc(size_t size)
+{
+    MALLOCS++;
+    return malloc(size);
+}
+
+
+/*
+ * A body's values take no memory from jansson's allocator (the arena),
+ * which is the caller's again afterwards; a body past the arena goes on
+ * in that allocator and validates the same.
+ */
+static void
+test_checks_use_the_arena(void **state)
+{
+    char             *big, *p;
+    size_t            i;
+    json_free_t       f;
+    json_malloc_t     m;
+    kordon_oa_doc_t  *doc;
+
+    doc = doc_with("{\"type\":\"object\",\"properties\":{\"a\":{"
+                   "\"type\":\"array\",\"items\":{\"type\":\"string\","
+                   "\"maxLength\":3}}}}");
+    assert_non_null(doc);
+
+    json_set_alloc_funcs(counting_malloc, free);
+    MALLOCS = 0;
+
+    assert_int_equal(body(doc, "{\"a\":[\"x\",\"yy\",\"toolong\"]}"), 1);
+    assert_string_equal(REPORT.errors[0].pointer, "/a/2");
+    assert_int_equal(MALLOCS, 0);
+
+    json_get_alloc_funcs(&m, &f);
+    assert_true(m == counting_malloc && f == free);
+
+    /* 20000 strings: some 1.3 MB of values, twenty times the arena */
+
+    big = malloc(20000 * 6 + 64);
+    assert_non_null(big);
+    p = big + sprintf(big, "{\"a\":[");
+    for (i = 0; i < 20000; i++) {
+        p += sprintf(p, "\"x\",");
+    }
+    sprintf(p, "\"toolong\"]}");
+
+    assert_int_equal(body(doc, big), 1);
+    assert_string_equal(REPORT.errors[0].pointer, "/a/20000");
+    assert_true(MALLOCS > 0);
+
+    json_set_alloc_funcs(malloc, free);
+    free(big);
+    kordon_oa_free(doc);
+}
+
+
+/* a random JSON-ish text: mostly valid, sometimes one byte off */
+static size_t
+gen(char *buf, size_t size, unsigned depth)
+{
+    size_t       n, i, k;
+    static const char  *atoms[] = {
+        "0", "-0", "7", "-42", "123456789012345678", "1234567890123456789",
+        "01", "1.5", "2e3", "-", "true", "false", "null", "tru", "nul",
+        "\"\"", "\"abc\"", "\"a b\"", "\"a\\nb\"", "\"\xc3\xa9\"",
+        "\"\\u0041\"", "\"x\ty\""
+    };
+
+    if (size < 64) {
+        return 0;
+    }
+
+    switch (depth > 4 ? 2 : rand() % 3) {
+    case 0:
+        n = 0;
+        buf[n++] = '{';
+        k = (size_t) (rand() % 4);
+        for (i = 0; i < k && size - n > 64; i++) {
+            n += (size_t) snprintf(buf + n, size - n, "%s\"%c\" %s: ",
+                                   i ? " ," : "", 'a' + rand() % 3,
+                                   rand() % 8 ? "" : " ");
+            n += gen(buf + n, size - n - 2, depth + 1);
+        }
+        buf[n++] = '}';
+        return n;
+
+    case 1:
+        n = 0;
+        buf[n++] = '[';
+        k = (size_t) (rand() % 4);
+        for (i = 0; i < k && size - n > 64; i++) {
+            if (i) {
+                buf[n++] = ',';
+            }
+            n += gen(buf + n, size - n - 2, depth + 1);
+        }
+        if (rand() % 16 == 0) {
+            buf[n++] = ',';
+        }
+        buf[n++] = ']';
+        return n;
+
+    default:
+        return (size_t) snprintf(buf, size, "%s",
+                                 atoms[rand() % (sizeof(atoms)
+                                                 / sizeof(atoms[0]))]);
+    }
+}
+
+
+/*
+ * kordon_oa_parse_fast() against json_loadb(): over 50,000 random
+ * texts, whatever it takes jansson takes too, to an equal value; it
+ * takes the plain ones and leaves escapes, non-ASCII, reals, leading
+ * zeros, long integers, duplicates, trailing commas and deep nesting.
+ */
+static void
+test_fast_parse_is_jansson(void **state)
+{
+    int            i, taken;
+    char           buf[4096], deep[200];
+    json_t        *f, *j;
+    size_t         n;
+    json_error_t   err;
+    static const char   PLAIN[] =
+        "{\"amount\": 1250, \"to\":\"x\", \"ok\":[true,null]}";
+    static const char  *left[] = {
+        "01", "1.5", "1e2", "12345678901234567890", "\"a\\n\"", "\"\xc3\xa9\"",
+        "{\"a\":1,\"a\":2}", "[1,]", "{\"a\":1,}", "tru", "[1] x", "\"a\x01\"",
+        "", " "
+    };
+
+    srand(777);
+    taken = 0;
+
+    for (i = 0; i < 50000; i++) {
+        n = gen(buf, sizeof(buf), 0);
+        f = kordon_oa_parse_fast(buf, n);
+        j = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+
+        if (f != NULL) {
+            taken++;
+            if (j == NULL || !json_equal(f, j)) {
+                fail_msg("fast took what jansson did not: %.*s", (int) n, buf);
+            }
+            json_decref(f);
+        }
+
+        json_decref(j);
+    }
+
+    assert_true(taken > 5000);
+
+    f = kordon_oa_parse_fast(PLAIN, sizeof(PLAIN) - 1);
+    assert_non_null(f);
+    assert_int_equal(json_integer_value(json_object_get(f, "amount")), 1250);
+    json_decref(f);
+
+    for (i = 0; i < (int) (sizeof(left) / sizeof(left[0])); i++) {
+        assert_null(kordon_oa_parse_fast(left[i], strlen(left[i])));
+    }
+
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    assert_null(kordon_oa_parse_fast(deep, 200));
+}
+
+
 int
 main(void)
 {
@@ -467,6 +642,8 @@ main(void)
         cmocka_unit_test(test_pattern_backtracking_is_bounded),
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_media_types),
+        cmocka_unit_test(test_checks_use_the_arena),
+        cmocka_unit_test(test_fast_parse_is_jansson),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
