@@ -295,7 +295,7 @@ the cluster limits of one place must use one redis
          print join(' ', map { "$_=$st->{$_}" } sort keys %$st), "\n";
          POSIX::_exit(0);
      }
-     sleep 0.3;
+     sleep 1;                            # all 50 sent (2 s timeout)
      redis()->stop;                      # in flight: the connection ends
      my $got = <$kid> // '';
      close $kid;
