@@ -62,6 +62,7 @@ static const char  *fuzz_claims[] = {
 static kordon_jwt_keys_t    *fuzz_keys;
 static kordon_jwt_conf_t     fuzz_conf;
 static kordon_jwt_claims_t   fuzz_out;
+static kordon_jwt_hasher_t  *fuzz_hasher;
 
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -77,10 +78,18 @@ static size_t fuzz_b64url(char *out, const uint8_t *in, size_t len);
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    char  err[KORDON_JWT_ERR_MAX];
+    char           err[KORDON_JWT_ERR_MAX];
+    unsigned char  key[KORDON_JWT_TOKEN_KEY_LEN];
 
     (void) argc;
     (void) argv;
+
+    memset(key, 0x5a, sizeof(key));
+
+    fuzz_hasher = kordon_jwt_hasher_new(key);
+    if (fuzz_hasher == NULL) {
+        abort();
+    }
 
     fuzz_keys = kordon_jwt_keys_load(fuzz_jwks, sizeof(fuzz_jwks) - 1, err,
                                      sizeof(err));
@@ -125,7 +134,7 @@ static void
 fuzz_token(const char *token, size_t len)
 {
     int                    rc;
-    unsigned char          hash[32];
+    unsigned char          hash[32], id[KORDON_JWT_TOKEN_ID_LEN];
     kordon_jwt_compact_t   k;
 
     /* with and without a required typ, so both branches are reached */
@@ -139,6 +148,10 @@ fuzz_token(const char *token, size_t len)
     }
 
     (void) kordon_jwt_token_hash(token, len, hash);
+
+    if (kordon_jwt_hasher_sum(fuzz_hasher, token, len, id) != KORDON_JWT_OK) {
+        abort();
+    }
 
     if (rc != KORDON_JWT_OK) {
         if (fuzz_out.payload_len != 0) {

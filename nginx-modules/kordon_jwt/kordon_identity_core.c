@@ -7,13 +7,14 @@
  *     v1 = HMAC-SHA256(key, "kordon-v1\n" method "\n" path "\n" user "\n"
  *                      roles "\n" session "\n" request_id "\n" t)
  *
- * The fields are fed to OpenSSL's EVP_MAC one after another, so none is
- * copied and none needs a length limit; a field may hold any byte, NUL
- * included, although the services compare NUL-terminated strings and so
- * never accept one.  A signer keeps one HMAC context keyed at start-up
- * and re-initializes it for each signature (OpenSSL keeps the key's
- * inner and outer state), which makes a signature about four times
- * cheaper than setting HMAC up each time.
+ * The text is copied into one stack buffer and fed to OpenSSL's EVP_MAC
+ * in one call when it fits in 1 KiB (a usual identity and path take 150
+ * bytes), else field after field, so no field needs a length limit; a
+ * field may hold any byte, NUL included, although the services compare
+ * NUL-terminated strings and so never accept one.  A signer keeps one
+ * HMAC context keyed at start-up and re-initializes it for each signature
+ * (OpenSSL copies the key's inner and outer state), which makes a
+ * signature about four times cheaper than setting HMAC up each time.
  *
  * Also here: the key file's text to key bytes, and the membership test of
  * the comma-joined roles and the space-separated scope.
@@ -35,6 +36,7 @@
 
 #define KORDON_IDENTITY_MAC_LEN      32
 #define KORDON_IDENTITY_PREFIX       "kordon-v1\n"
+#define KORDON_IDENTITY_TEXT_MAX     1024   /* bytes signed in one update */
 
 
 struct kordon_identity_signer_s {
@@ -197,8 +199,11 @@ kordon_identity_sign(const unsigned char *key, size_t keylen,
 
 /*
  * The MAC itself: the context is re-initialized with the key it holds
- * (EVP_MAC_init without a key), then fed field by field.  Returns 0, or
- * -1 when OpenSSL failed (its errors are cleared).
+ * (EVP_MAC_init without a key: OpenSSL copies the key's inner state),
+ * then fed the whole text at once when it fits in KORDON_IDENTITY_TEXT_MAX
+ * bytes (every EVP_MAC_update goes through the provider layer: one call
+ * instead of fourteen is a fifth of a signature), else field by field.
+ * Returns 0, or -1 when OpenSSL failed (its errors are cleared).
  */
 
 static int
@@ -206,24 +211,56 @@ kordon_identity_mac(kordon_identity_signer_t *s,
     const kordon_identity_str_t *fields, const char *t, size_t tlen,
     unsigned char *mac)
 {
-    int     ok, i;
-    size_t  maclen;
+    int            ok, i;
+    size_t         maclen, len;
+    unsigned char  text[KORDON_IDENTITY_TEXT_MAX], *p;
 
-    ok = EVP_MAC_init(s->ctx, NULL, 0, NULL) == 1
-         && EVP_MAC_update(s->ctx,
-                           (const unsigned char *) KORDON_IDENTITY_PREFIX,
-                           sizeof(KORDON_IDENTITY_PREFIX) - 1) == 1;
+    len = sizeof(KORDON_IDENTITY_PREFIX) - 1 + tlen;
 
-    for (i = 0; ok && i < KORDON_IDENTITY_NFIELDS; i++) {
-        ok = (fields[i].len == 0
-              || EVP_MAC_update(s->ctx,
-                                (const unsigned char *) fields[i].data,
-                                fields[i].len) == 1)
-             && EVP_MAC_update(s->ctx, (const unsigned char *) "\n", 1) == 1;
+    for (i = 0; i < KORDON_IDENTITY_NFIELDS; i++) {
+        len += fields[i].len + 1;
+    }
+
+    ok = EVP_MAC_init(s->ctx, NULL, 0, NULL) == 1;
+
+    if (ok && len <= sizeof(text)) {
+        p = text;
+        memcpy(p, KORDON_IDENTITY_PREFIX, sizeof(KORDON_IDENTITY_PREFIX) - 1);
+        p += sizeof(KORDON_IDENTITY_PREFIX) - 1;
+
+        for (i = 0; i < KORDON_IDENTITY_NFIELDS; i++) {
+            if (fields[i].len) {
+                memcpy(p, fields[i].data, fields[i].len);
+                p += fields[i].len;
+            }
+
+            *p++ = '\n';
+        }
+
+        memcpy(p, t, tlen);
+
+        ok = EVP_MAC_update(s->ctx, text, len) == 1;
+
+    } else {
+        ok = ok
+             && EVP_MAC_update(s->ctx,
+                               (const unsigned char *) KORDON_IDENTITY_PREFIX,
+                               sizeof(KORDON_IDENTITY_PREFIX) - 1) == 1;
+
+        for (i = 0; ok && i < KORDON_IDENTITY_NFIELDS; i++) {
+            ok = (fields[i].len == 0
+                  || EVP_MAC_update(s->ctx,
+                                    (const unsigned char *) fields[i].data,
+                                    fields[i].len) == 1)
+                 && EVP_MAC_update(s->ctx, (const unsigned char *) "\n", 1)
+                    == 1;
+        }
+
+        ok = ok
+             && EVP_MAC_update(s->ctx, (const unsigned char *) t, tlen) == 1;
     }
 
     ok = ok
-         && EVP_MAC_update(s->ctx, (const unsigned char *) t, tlen) == 1
          && EVP_MAC_final(s->ctx, mac, &maclen, KORDON_IDENTITY_MAC_LEN) == 1
          && maclen == KORDON_IDENTITY_MAC_LEN;
 

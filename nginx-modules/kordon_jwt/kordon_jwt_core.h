@@ -38,6 +38,8 @@
 #define KORDON_JWT_AMR_LEN_MAX       32     /* bytes of one "amr" entry */
 #define KORDON_JWT_ERR_MAX           256    /* enough for any load error */
 #define KORDON_JWT_KEY_FP_LEN        16     /* bytes of a key fingerprint */
+#define KORDON_JWT_TOKEN_KEY_LEN     16     /* bytes of a token hasher's key */
+#define KORDON_JWT_TOKEN_ID_LEN      16     /* bytes of a token's id */
 #define KORDON_JWT_COMPACT_DATA      352    /* string bytes of the compact
                                                form: sub, sid, roles, scope */
 
@@ -81,6 +83,9 @@
 
 
 typedef struct kordon_jwt_keys_s  kordon_jwt_keys_t;
+
+/* the keyed hash that names a token in a cache of verified tokens */
+typedef struct kordon_jwt_hasher_s  kordon_jwt_hasher_t;
 
 
 /*
@@ -176,8 +181,13 @@ int kordon_jwt_claim_get(const kordon_jwt_claims_t *c, const char *name,
     char *buf, size_t len);
 int kordon_jwt_token_hash(const char *token, size_t len,
     unsigned char out[32]);
-int kordon_jwt_keys_token_hash(const kordon_jwt_keys_t *keys,
-    const char *token, size_t len, unsigned char out[32]);
+
+int kordon_jwt_hasher_key(unsigned char key[KORDON_JWT_TOKEN_KEY_LEN]);
+kordon_jwt_hasher_t *kordon_jwt_hasher_new(
+    const unsigned char key[KORDON_JWT_TOKEN_KEY_LEN]);
+void kordon_jwt_hasher_free(kordon_jwt_hasher_t *h);
+int kordon_jwt_hasher_sum(kordon_jwt_hasher_t *h, const char *token,
+    size_t len, unsigned char out[KORDON_JWT_TOKEN_ID_LEN]);
 
 int kordon_jwt_compact(const kordon_jwt_claims_t *c,
     kordon_jwt_compact_t *k);

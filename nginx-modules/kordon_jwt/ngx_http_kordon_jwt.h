@@ -197,6 +197,8 @@ ngx_int_t ngx_http_kordon_jwt_init_identity(ngx_conf_t *cf);
 /* ngx_http_kordon_jwt_cache.c */
 char *ngx_http_kordon_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_kordon_jwt_cache_id(ngx_shm_zone_t *zone, ngx_str_t *token,
+    u_char *id);
 ngx_int_t ngx_http_kordon_jwt_cache_get(ngx_shm_zone_t *zone, u_char *hash,
     uint64_t fp, kordon_jwt_compact_t *k);
 void ngx_http_kordon_jwt_cache_put(ngx_shm_zone_t *zone, u_char *hash,

@@ -15,10 +15,11 @@
  * the failed check when there was a token) and a problem+json body whose
  * detail names the check, never a byte of the token.
  *
- * A cache hit is a token whose SHA-256 was stored by an earlier full
- * verification under the same issuer, audience and type; it is accepted
- * only while the key that verified it is still in this location's JWKS,
- * and its times are checked again with this location's leeway.  The
+ * A cache hit is a token whose keyed id (SipHash-128, see the cache) was
+ * stored by an earlier full verification under the same issuer, audience
+ * and type; it is accepted only while the key that verified it is still
+ * in this location's JWKS, and its times are checked again with this
+ * location's leeway.  The
  * core's claims structure (15 KiB) lives on the stack for the duration
  * of a verification; what is kept for the request is the identity,
  * copied into the request pool.
@@ -396,7 +397,7 @@ ngx_http_kordon_jwt_verify(ngx_http_request_t *r,
     ngx_http_kordon_jwt_loc_conf_t *klcf, ngx_http_kordon_jwt_ctx_t *ctx)
 {
     int                               rc;
-    u_char                            hash[32];
+    u_char                            hash[KORDON_JWT_TOKEN_ID_LEN];
     kordon_jwt_claims_t               claims;
     ngx_http_kordon_jwt_main_conf_t  *kmcf;
 
@@ -411,10 +412,8 @@ ngx_http_kordon_jwt_verify(ngx_http_request_t *r,
     ctx->cache_status = NGX_HTTP_KORDON_JWT_CACHE_BYPASS;
 
     if (kmcf->cache
-        && kordon_jwt_keys_token_hash(klcf->keys->keys,
-                                      (char *) ctx->token.data,
-                                      ctx->token.len, hash)
-           == KORDON_JWT_OK)
+        && ngx_http_kordon_jwt_cache_id(kmcf->cache, &ctx->token, hash)
+           == NGX_OK)
     {
         rc = ngx_http_kordon_jwt_cache_hit(r, klcf, ctx, kmcf->cache, hash);
 

@@ -228,6 +228,29 @@ test_list_has(void **state)
 }
 
 
+/* a path over the 1 KiB the signer copies into one buffer: the text is
+   then fed field by field, and the bytes are still the kit's */
+static void
+test_long_path(void **state)
+{
+    static const kit_identity_t  id = { "user-42", "user", "s", "rid", 0 };
+    char                         edge[KORDON_IDENTITY_SIG_MAX], kit[128];
+    char                         path[3000];
+    size_t                       n;
+
+    for (n = 1000; n < sizeof(path); n += 500) {
+        memset(path, 'a', n);
+        path[0] = '/';
+        path[n] = '\0';
+
+        assert_true(edge_sign("GET", path, &id, T0, edge, sizeof(edge)) > 0);
+        assert_int_equal(kit_sig_sign(key, sizeof(key), "GET", path, &id,
+                                      T0, kit, sizeof(kit)), 0);
+        assert_string_equal(edge, kit);
+    }
+}
+
+
 int
 main(void)
 {
@@ -235,6 +258,7 @@ main(void)
         cmocka_unit_test(test_known_vector),
         cmocka_unit_test(test_same_as_kit),
         cmocka_unit_test(test_signer_reused),
+        cmocka_unit_test(test_long_path),
         cmocka_unit_test(test_sign_limits),
         cmocka_unit_test(test_key_decode),
         cmocka_unit_test(test_list_has),

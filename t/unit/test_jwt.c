@@ -1349,15 +1349,60 @@ test_token_hash(void **state)
     assert_int_equal(kordon_jwt_token_hash("abc", 3, h), KORDON_JWT_OK);
     assert_memory_equal(h, abc, 32);
 
-    memset(h, 0, sizeof(h));
-    assert_int_equal(kordon_jwt_keys_token_hash(keys, "abc", 3, h),
-                     KORDON_JWT_OK);
-    assert_memory_equal(h, abc, 32);
+}
 
-    memset(h, 0, sizeof(h));
-    assert_int_equal(kordon_jwt_keys_token_hash(NULL, "abc", 3, h),
-                     KORDON_JWT_OK);
-    assert_memory_equal(h, abc, 32);
+
+/* SipHash-2-4-128: the reference vector (key 00..0f, no input), and the
+   same input under another key names another token */
+
+static void
+test_token_hasher(void **state)
+{
+    static const unsigned char  empty[16] = {
+        0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6,
+        0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93
+    };
+    static const unsigned char  abc[16] = {
+        0xbb, 0x96, 0xc3, 0xa8, 0x13, 0xc9, 0x90, 0x3e,
+        0x33, 0x25, 0xef, 0x61, 0x60, 0x45, 0xab, 0xb8
+    };
+    unsigned char               key[KORDON_JWT_TOKEN_KEY_LEN];
+    unsigned char               other[KORDON_JWT_TOKEN_KEY_LEN];
+    unsigned char               h[KORDON_JWT_TOKEN_ID_LEN];
+    unsigned char               h2[KORDON_JWT_TOKEN_ID_LEN];
+    kordon_jwt_hasher_t        *hs, *ho;
+    int                         i;
+
+    for (i = 0; i < KORDON_JWT_TOKEN_KEY_LEN; i++) {
+        key[i] = (unsigned char) i;
+    }
+
+    hs = kordon_jwt_hasher_new(key);
+    assert_non_null(hs);
+
+    assert_int_equal(kordon_jwt_hasher_sum(hs, "", 0, h), KORDON_JWT_OK);
+    assert_memory_equal(h, empty, 16);
+
+    /* twice in a row: the context is keyed afresh each time */
+    assert_int_equal(kordon_jwt_hasher_sum(hs, "abc", 3, h), KORDON_JWT_OK);
+    assert_memory_equal(h, abc, 16);
+    assert_int_equal(kordon_jwt_hasher_sum(hs, "abc", 3, h), KORDON_JWT_OK);
+    assert_memory_equal(h, abc, 16);
+
+    assert_int_equal(kordon_jwt_hasher_sum(hs, "abd", 3, h2), KORDON_JWT_OK);
+    assert_memory_not_equal(h, h2, 16);
+
+    assert_int_equal(kordon_jwt_hasher_key(other), KORDON_JWT_OK);
+    assert_memory_not_equal(key, other, KORDON_JWT_TOKEN_KEY_LEN);
+
+    ho = kordon_jwt_hasher_new(other);
+    assert_non_null(ho);
+    assert_int_equal(kordon_jwt_hasher_sum(ho, "abc", 3, h2), KORDON_JWT_OK);
+    assert_memory_not_equal(h, h2, 16);
+
+    kordon_jwt_hasher_free(hs);
+    kordon_jwt_hasher_free(ho);
+    kordon_jwt_hasher_free(NULL);
 }
 
 
@@ -1561,6 +1606,7 @@ main(void)
         T(test_jwks_key_checks),
         T(test_strerror),
         T(test_token_hash),
+        T(test_token_hasher),
         T(test_conf_defaults),
         T(test_key_fingerprint),
         T(test_compact),
