@@ -405,8 +405,13 @@ users_recovery_json(users_mfa_t *m, const char *status)
 }
 
 
-void
-users_totp_enable(kit_req_t *req)
+/*
+ * The routes that prove a TOTP code and answer ten new recovery codes
+ * (enable, recovery-codes): body {"code"}, then tx, then
+ * {"status": status, "recovery_codes": [...]}.
+ */
+static void
+users_recovery_route(kit_req_t *req, kit_tx_pt tx, const char *status)
 {
     static const char *const  keys[] = { "code", NULL };
     users_mfa_t              *m;
@@ -430,10 +435,17 @@ users_totp_enable(kit_req_t *req)
         return;
     }
     json_decref(errors);
-    rc = kit_pg_tx("read committed", users_totp_enable_tx, m);
+    rc = kit_pg_tx("read committed", tx, m);
     users_mfa_reply(m, rc, rc == 0 && m->outcome == USERS_MFA_OK
-                    ? users_recovery_json(m, "enabled") : NULL, 200);
+                    ? users_recovery_json(m, status) : NULL, 200);
     users_mfa_free(m);
+}
+
+
+void
+users_totp_enable(kit_req_t *req)
+{
+    users_recovery_route(req, users_totp_enable_tx, "enabled");
 }
 
 
@@ -973,30 +985,5 @@ users_recovery_renew_tx(kit_pg_t *pg, void *arg)
 void
 users_recovery_renew(kit_req_t *req)
 {
-    static const char *const  keys[] = { "code", NULL };
-    users_mfa_t              *m;
-    const char               *user;
-    json_t                   *body, *errors;
-    int                       rc;
-
-    user = users_caller(req);
-    body = user != NULL ? users_json_object(req) : NULL;
-    if (body == NULL || (m = users_mfa_new(req)) == NULL) {
-        return;
-    }
-    m->caller = user;
-    snprintf(m->user_id, sizeof(m->user_id), "%s", user);
-    errors = json_array();
-    users_body_only(body, keys, errors);
-    m->code = users_mfa_code(body, 1, errors);
-    if (json_array_size(errors) > 0) {
-        kit_reply_invalid(req, "the request body is invalid", errors);
-        users_mfa_free(m);
-        return;
-    }
-    json_decref(errors);
-    rc = kit_pg_tx("read committed", users_recovery_renew_tx, m);
-    users_mfa_reply(m, rc, rc == 0 && m->outcome == USERS_MFA_OK
-                    ? users_recovery_json(m, "renewed") : NULL, 200);
-    users_mfa_free(m);
+    users_recovery_route(req, users_recovery_renew_tx, "renewed");
 }
