@@ -53,6 +53,8 @@ ok !$ok, 'but not another service\'s';
 like $o, qr/permission denied/, 'permission denied';
 ($ok, $o) = as_role('kordon_kitd', 'create table kitd.sneaky (i int)');
 ok !$ok, 'and may not change its schema';
+($ok, $o) = as_role('kordon_ledger', 'show jit');
+is $o, "off\n", 'service roles run without JIT (no seconds of LLVM under row locks)';
 ($ok, $o) = as_role('kordon_reader', 'select count(*) from users.outbox');
 ok $ok, 'the reader reads every schema';
 ($ok, $o) = as_role('kordon_reader', 'delete from users.outbox');
