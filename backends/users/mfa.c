@@ -152,6 +152,31 @@ users_mfa_code(json_t *body, int required, json_t *errors)
 }
 
 
+/*
+ * The start of a signed-in person's 2FA route with a JSON body: the
+ * caller, the body (only keys allowed) and the errors array to fill.
+ * NULL when already answered (no identity, not a JSON object, memory).
+ */
+static users_mfa_t *
+users_mfa_body(kit_req_t *req, const char *const *keys, json_t **body,
+    json_t **errors)
+{
+    users_mfa_t  *m;
+    const char   *user;
+
+    user = users_caller(req);
+    *body = user != NULL ? users_json_object(req) : NULL;
+    if (*body == NULL || (m = users_mfa_new(req)) == NULL) {
+        return NULL;
+    }
+    m->caller = user;
+    snprintf(m->user_id, sizeof(m->user_id), "%s", user);
+    *errors = json_array();
+    users_body_only(*body, keys, *errors);
+    return m;
+}
+
+
 static void
 users_mfa_reply(users_mfa_t *m, int rc, json_t *ok_body, int ok_status)
 {
@@ -415,19 +440,13 @@ users_recovery_route(kit_req_t *req, kit_tx_pt tx, const char *status)
 {
     static const char *const  keys[] = { "code", NULL };
     users_mfa_t              *m;
-    const char               *user;
     json_t                   *body, *errors;
     int                       rc;
 
-    user = users_caller(req);
-    body = user != NULL ? users_json_object(req) : NULL;
-    if (body == NULL || (m = users_mfa_new(req)) == NULL) {
+    m = users_mfa_body(req, keys, &body, &errors);
+    if (m == NULL) {
         return;
     }
-    m->caller = user;
-    snprintf(m->user_id, sizeof(m->user_id), "%s", user);
-    errors = json_array();
-    users_body_only(body, keys, errors);
     m->code = users_mfa_code(body, 1, errors);
     if (json_array_size(errors) > 0) {
         kit_reply_invalid(req, "the request body is invalid", errors);
@@ -554,19 +573,13 @@ users_totp_disable(kit_req_t *req)
 {
     static const char *const  keys[] = { "code", "password", NULL };
     users_mfa_t              *m;
-    const char               *user;
     json_t                   *body, *errors;
     int                       rc;
 
-    user = users_caller(req);
-    body = user != NULL ? users_json_object(req) : NULL;
-    if (body == NULL || (m = users_mfa_new(req)) == NULL) {
+    m = users_mfa_body(req, keys, &body, &errors);
+    if (m == NULL) {
         return;
     }
-    m->caller = user;
-    snprintf(m->user_id, sizeof(m->user_id), "%s", user);
-    errors = json_array();
-    users_body_only(body, keys, errors);
     m->code = users_mfa_code(body, 0, errors);
     m->password = users_body_string(body, "password", USERS_PASSWORD_MAX, 0,
                                     &m->password_len, errors);
