@@ -176,4 +176,14 @@ for my $id (sort keys %want) {
     is $e[0]{status}, $want{$id}[1], '... with the status';
 }
 
+# The stack keeps verified tokens (conf: jwt-cache.conf, KORDON_JWT_CACHE):
+# the zone was made at start, sized for 100,000 tokens and more.
+{
+    my ($room) = 0;
+    if (open my $fh, '<', "$ENV{KORDON_LOGS}/edge-error.log") {
+        while (<$fh>) { $room = $1 if /kordon_jwt_cache zone "kordon_jwt" has room for (\d+) tokens/ }
+    }
+    cmp_ok $room, '>=', 100_000, 'the edge caches verified tokens (room for 100,000 or more)';
+}
+
 done_testing;
