@@ -146,7 +146,8 @@ bench: all
 	@scripts/bench
 
 asan:
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all
+	@KORDON_SWAGGER_SEED=build/openapi/swagger-ui \
+	    $(MAKE) --no-print-directory BUILD=build/asan SAN=1 all
 
 clean:
 	rm -rf build
