@@ -105,7 +105,29 @@ __DATA__
 
 
 
-=== TEST 5: sync= outside mode=hybrid fails nginx -t
+=== TEST 5: a key far under its rate takes one slot of the sync, not one a request
+At a million a second each request finds the key's bucket full again;
+the key stays listed until its sync, so five requests are one key count
+in one script call (they were five, and a busy key filled the 256 slots
+with copies of itself and dropped the rest).
+--- http_config
+    kordon_redis main 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    kordon_limit_zone name=hy rate=1000000/s burst=10 key=$remote_addr
+                      mode=hybrid redis=main sync=2s;
+--- config
+    location / { kordon_limit hy; }
+    location = /stats { kordon_limit_stats; }
+--- request eval
+["GET /index.html", "GET /index.html", "GET /index.html", "GET /index.html",
+ "GET /index.html", sub { sleep 2.5 }, "GET /stats"]
+--- response_body_like eval
+["", "", "", "", "", '"admitted":5,.*"synced":1,"sync_dropped":0']
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: sync= outside mode=hybrid fails nginx -t
 --- http_config
     kordon_limit_zone name=hy rate=6/m burst=2 key=$remote_addr sync=50ms;
 --- must_die

@@ -3,7 +3,9 @@
 # $kordon_limit_status and $kordon_cache_status by name, each set by the
 # real module: kordon_jwt refusing tokens (Kordon::JWT's keys and
 # tokens), kordon_limit with local zones and a cluster zone whose Redis
-# is gone, kordon_cache with a real Redis (Kordon::Redis).
+# is gone, kordon_cache with a real Redis (Kordon::Redis).  And
+# kordon_cache's own counters (stores, purges, channel messages, lock
+# waits), read from its zone.
 
 use Test::Kordon;
 use Kordon::JWT;
@@ -21,6 +23,27 @@ sub get {
 }
 
 add_block_preprocessor(sub { redis()->cmd('FLUSHALL') });
+
+# PUBLISH on the purge channel once the edge's subscriber is there (5 s)
+sub publish {
+    my $msg = shift;
+    for (1 .. 100) {
+        return if redis()->cmd('PUBLISH', 'kordon:cache:purge', $msg) == 1;
+        select(undef, undef, undef, 0.05);
+    }
+    die "no subscriber on kordon:cache:purge\n";
+}
+
+# waits until Redis holds $n cache entries (a store follows its answer)
+sub entries {
+    my $n = shift;
+    for (1 .. 200) {
+        my @k = split /\n/, redis()->cmd('KEYS', 'kordon:cache:e:*');
+        return if @k == $n;
+        select(undef, undef, undef, 0.01);
+    }
+    die "not $n entries\n";
+}
 
 run_tests();
 
@@ -125,3 +148,41 @@ cache counts nowhere.
  qr{\Qkordon_edge_cache_requests_total{result="hit"} 2\E\n
  \Qkordon_edge_cache_requests_total{result="miss"} 1\E\n
  \Qkordon_edge_cache_requests_total{result="bypass"} 1\E\n}x]
+
+
+
+=== TEST 4: kordon_cache's counters (stores, purges, channel, lock)
+Two answers stored, one not (no-store), a tag purged by the route and
+one by a channel message, a message that is no tag list ignored: the
+same figures as its stats route, under Prometheus names.
+--- http_config
+    kordon_redis main 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=500ms;
+    kordon_cache_purge_channel main kordon:cache:purge;
+--- config
+    location = /metrics { kordon_metrics; kordon_metrics_requests off; }
+    location = /purge { kordon_cache_purge main; }
+    location = /stats { kordon_cache_stats; }
+    location /c/ {
+        kordon_cache main;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ORIGIN_PORT;
+    }
+--- request eval
+["GET /c/a?tags=t1", "GET /c/b?tags=t2", "GET /c/n?cc=no-store",
+ sub { entries(2) }, "POST /purge?tag=t1",
+ sub { publish("t2"); publish("\x01"); entries(0); select(undef, undef, undef, 0.1) },
+ "GET /stats", "GET /metrics"]
+--- response_body_like eval
+[qr{^hits 1 /c/a}, qr{^hits 1 /c/b}, qr{^hits 1 /c/n}, qr{},
+ qr{"stores":2,.*"purges":2,"channel_messages":1,"channel_ignored":1,},
+ qr{\n[#][ ]TYPE[ ]kordon_edge_cache_stores_total[ ]counter\n
+ kordon_edge_cache_stores_total[ ]2\n
+ (?:[^\n]*\n){2}kordon_edge_cache_store_errors_total[ ]0\n
+ (?:[^\n]*\n){2}kordon_edge_cache_not_stored_total[ ]1\n
+ (?:[^\n]*\n){2}kordon_edge_cache_redis_errors_total[ ]0\n
+ (?:[^\n]*\n){2}kordon_edge_cache_purges_total[ ]2\n
+ (?:[^\n]*\n){2}kordon_edge_cache_channel_messages_total[ ]1\n
+ (?:[^\n]*\n){2}kordon_edge_cache_channel_ignored_total[ ]1\n
+ (?:[^\n]*\n){2}kordon_edge_cache_lock_waits_total[ ]0\n
+ (?:[^\n]*\n){2}kordon_edge_cache_lock_timeouts_total[ ]0\n}x]
+--- no_error_log
+[alert]

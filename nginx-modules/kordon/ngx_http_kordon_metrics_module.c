@@ -17,7 +17,10 @@
  *   - kordon_events' Kafka counters, which that module writes into this
  *     zone (ngx_http_kordon_metrics_kafka());
  *   - kordon_redis' per-server counters, read from its own zone through
- *     functions found with dlsym() when that module is loaded.
+ *     functions found with dlsym() when that module is loaded;
+ *   - kordon_cache's counters of what happens besides a request's
+ *     result (stores, purges, channel messages, single-flight waits),
+ *     read the same way from its zone.
  *
  * The request path takes no lock: counters are bumped with relaxed
  * atomic adds (kordon_metrics_core.c).  The zone holds a slot per route
@@ -34,12 +37,16 @@
 #include <dlfcn.h>
 #include "ngx_http_kordon.h"
 #include "ngx_http_kordon_redis.h"
+#include "ngx_http_kordon_cache.h"
 
 
 #define NGX_HTTP_KORDON_METRICS_SLOTS_MIN  64
 
 /* the bytes of a sample line besides its escaped route label */
 #define NGX_HTTP_KORDON_METRICS_LINE_MAX   192
+
+/* kordon_cache's counter families, at most */
+#define NGX_HTTP_KORDON_METRICS_CACHE_MAX  16
 
 
 typedef ngx_http_kordon_redis_server_t **(*ngx_http_kordon_redis_servers_pt)(
@@ -48,6 +55,8 @@ typedef ngx_http_kordon_redis_stats_t *(*ngx_http_kordon_redis_stats_pt)(
     ngx_http_kordon_redis_server_t *server);
 typedef ngx_str_t *(*ngx_http_kordon_redis_name_pt)(
     ngx_http_kordon_redis_server_t *server);
+typedef ngx_http_kordon_cache_stats_t *(*ngx_http_kordon_cache_stats_pt)(
+    void);
 
 
 typedef struct {
@@ -65,6 +74,7 @@ typedef struct {
     ngx_http_kordon_redis_servers_pt   redis_servers;
     ngx_http_kordon_redis_stats_pt     redis_stats;
     ngx_http_kordon_redis_name_pt      redis_name;
+    ngx_http_kordon_cache_stats_pt     cache_stats;
 } ngx_http_kordon_metrics_main_conf_t;
 
 
@@ -98,6 +108,8 @@ static u_char *ngx_http_kordon_metrics_limits(u_char *p,
 static u_char *ngx_http_kordon_metrics_kafka_write(u_char *p,
     kordon_metrics_kafka_t *k);
 static u_char *ngx_http_kordon_metrics_redis(u_char *p,
+    ngx_http_kordon_metrics_main_conf_t *mcf);
+static u_char *ngx_http_kordon_metrics_cache(u_char *p,
     ngx_http_kordon_metrics_main_conf_t *mcf);
 static ngx_int_t ngx_http_kordon_metrics_log_handler(ngx_http_request_t *r);
 static void ngx_http_kordon_metrics_count(ngx_http_request_t *r,
@@ -254,6 +266,7 @@ ngx_http_kordon_metrics_handler(ngx_http_request_t *r)
     }
 
     p = ngx_http_kordon_metrics_redis(p, mcf);
+    p = ngx_http_kordon_metrics_cache(p, mcf);
 
     b->last = p;
     b->last_buf = (r == r->main) ? 1 : 0;
@@ -318,6 +331,10 @@ ngx_http_kordon_metrics_size(ngx_http_request_t *r,
         size += n * 8 * (NGX_HTTP_KORDON_METRICS_LINE_MAX
                          + 2 * NGX_MAXHOSTNAMELEN);
     }
+
+    /* kordon_cache: HELP, TYPE and a sample for each of its counters */
+    size += 3 * NGX_HTTP_KORDON_METRICS_CACHE_MAX
+            * NGX_HTTP_KORDON_METRICS_LINE_MAX;
 
     return size;
 }
@@ -698,6 +715,73 @@ ngx_http_kordon_metrics_redis(u_char *p,
 
 
 /*
+ * kordon_cache's counters, when it is loaded and its zone exists (one
+ * set for the edge, no labels); hits, misses and bypasses are
+ * kordon_edge_cache_requests_total{result} above.
+ */
+
+static u_char *
+ngx_http_kordon_metrics_cache(u_char *p,
+    ngx_http_kordon_metrics_main_conf_t *mcf)
+{
+    ngx_uint_t                      k;
+    ngx_atomic_t                   *v;
+    ngx_http_kordon_cache_stats_t  *st;
+
+    static struct {
+        char    *name;
+        char    *help;
+        size_t   offset;
+    } family[] = {
+        { "stores_total", "Answers the cache stored in Redis.",
+          offsetof(ngx_http_kordon_cache_stats_t, stores) },
+        { "store_errors_total", "Stores Redis refused or never got.",
+          offsetof(ngx_http_kordon_cache_stats_t, store_errors) },
+        { "not_stored_total", "Misses not stored: a never-cache rule or "
+          "the size bound.", offsetof(ngx_http_kordon_cache_stats_t,
+                                      not_stored) },
+        { "redis_errors_total", "Lookups that failed (down, timeout, "
+          "error reply).", offsetof(ngx_http_kordon_cache_stats_t,
+                                    redis_errors) },
+        { "purges_total", "Tags purged, by the purge route or the "
+          "channel.", offsetof(ngx_http_kordon_cache_stats_t, purges) },
+        { "channel_messages_total", "Purge messages taken from the Redis "
+          "channel.", offsetof(ngx_http_kordon_cache_stats_t,
+                               channel_messages) },
+        { "channel_ignored_total", "Channel messages that were not a tag "
+          "list.", offsetof(ngx_http_kordon_cache_stats_t,
+                            channel_ignored) },
+        { "lock_waits_total", "Misses that waited for another request's "
+          "answer.", offsetof(ngx_http_kordon_cache_stats_t, lock_waits) },
+        { "lock_timeouts_total", "Waits that ended in the timeout and went "
+          "upstream.", offsetof(ngx_http_kordon_cache_stats_t,
+                                lock_timeouts) }
+    };
+
+    if (mcf->cache_stats == NULL) {
+        return p;
+    }
+
+    st = mcf->cache_stats();
+    if (st == NULL) {
+        return p;
+    }
+
+    for (k = 0; k < sizeof(family) / sizeof(family[0]); k++) {
+        v = (ngx_atomic_t *) ((u_char *) st + family[k].offset);
+
+        p = ngx_sprintf(p, "# HELP kordon_edge_cache_%s %s\n"
+                        "# TYPE kordon_edge_cache_%s counter\n"
+                        "kordon_edge_cache_%s %uA\n",
+                        family[k].name, family[k].help, family[k].name,
+                        family[k].name, *v);
+    }
+
+    return p;
+}
+
+
+/*
  * The log phase: one request counted in its route's slot.  Subrequests
  * and locations with "kordon_metrics_requests off" are not counted.
  */
@@ -1028,6 +1112,9 @@ ngx_http_kordon_metrics_init(ngx_conf_t *cf)
     if (mcf->redis_stats == NULL || mcf->redis_name == NULL) {
         mcf->redis_servers = NULL;
     }
+
+    mcf->cache_stats = (ngx_http_kordon_cache_stats_pt)
+                       dlsym(RTLD_DEFAULT, "ngx_http_kordon_cache_stats");
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

@@ -485,8 +485,12 @@ ngx_http_kordon_limit_alloc(ngx_http_kordon_limit_zone_t *zone, uint64_t now)
 
 /*
  * Frees up to n keys from the old end of the LRU queue: only keys whose
- * bucket is full again, or (force) any, counting those as evicted.
- * Returns how many it freed.
+ * bucket is full again and (hybrid) whose count is not waiting in the
+ * list for the next sync, or (force) any, counting the live ones as
+ * evicted.  Returns how many it freed.  A listed key stays until its
+ * sync: freed, a key far under its rate (full again before its next
+ * request) would take a new slot of the list at each request, and fill
+ * it with copies of itself.
  */
 
 static ngx_uint_t
@@ -507,11 +511,14 @@ ngx_http_kordon_limit_expire(ngx_http_kordon_limit_zone_t *zone,
         q = ngx_queue_last(&zone->sh->queue);
         ln = ngx_queue_data(q, ngx_http_kordon_limit_node_t, queue);
 
-        if (ln->tat > now) {
-            if (!force) {
-                break;
-            }
+        if (!force
+            && (ln->tat > now
+                || (ln->dirty && ln->gen == zone->sh->generation)))
+        {
+            break;
+        }
 
+        if (ln->tat > now) {
             (void) ngx_atomic_fetch_add(&zone->sh->stats.evicted, 1);
         }
 

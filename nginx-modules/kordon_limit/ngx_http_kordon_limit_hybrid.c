@@ -10,7 +10,9 @@
  * call: Redis adds each key's count to the cluster-wide GCRA state (time
  * from Redis, as mode=cluster) and answers how far ahead each key now
  * is; the worker moves the local state to at least that.  So requests
- * admitted anywhere cost every edge, one sync later.
+ * admitted anywhere cost every edge, one sync later.  A listed key is
+ * not expired before its sync (ngx_http_kordon_limit_expire()), so a
+ * key keeps its one slot however often its bucket is full again.
  *
  * The trade-off (README.md has the figures): between two syncs each
  * edge decides alone, so for one sync interval N edges may admit up to

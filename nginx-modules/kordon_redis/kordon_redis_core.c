@@ -7,6 +7,8 @@
  * the answer.  That keeps the few decisions that are easy to get subtly
  * wrong (a backoff that never resets or never grows, a clock that wraps,
  * a command that would wreck a shared connection) under unit tests.
+ * The command formatter is here too: RESP is a length-prefixed format,
+ * so a command is one pass of decimal lengths and memcpy().
  */
 
 
@@ -239,4 +241,91 @@ kordon_redis_strerror(int rc)
     }
 
     return text[-rc];
+}
+
+
+/* the decimal digits of n */
+
+static size_t
+kordon_redis_digits(size_t n)
+{
+    size_t  d;
+
+    for (d = 1; n >= 10; n /= 10) {
+        d++;
+    }
+
+    return d;
+}
+
+
+/* n in decimal, then CR LF; returns the end */
+
+static unsigned char *
+kordon_redis_number(unsigned char *p, size_t n)
+{
+    size_t          d;
+    unsigned char  *end;
+
+    d = kordon_redis_digits(n);
+    end = p + d;
+
+    do {
+        *--end = (unsigned char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    p += d;
+    *p++ = '\r';
+    *p++ = '\n';
+
+    return p;
+}
+
+
+size_t
+kordon_redis_format_len(size_t argc, const char **argv,
+    const size_t *argvlen)
+{
+    size_t  i, len, total;
+
+    /* "*" argc CR LF */
+    total = 1 + kordon_redis_digits(argc) + 2;
+
+    for (i = 0; i < argc; i++) {
+        len = argvlen ? argvlen[i] : strlen(argv[i]);
+
+        /* "$" len CR LF arg CR LF */
+        total += 1 + kordon_redis_digits(len) + 2 + len + 2;
+    }
+
+    return total;
+}
+
+
+unsigned char *
+kordon_redis_format(unsigned char *buf, size_t argc, const char **argv,
+    const size_t *argvlen)
+{
+    size_t          i, len;
+    unsigned char  *p;
+
+    p = buf;
+    *p++ = '*';
+    p = kordon_redis_number(p, argc);
+
+    for (i = 0; i < argc; i++) {
+        len = argvlen ? argvlen[i] : strlen(argv[i]);
+
+        *p++ = '$';
+        p = kordon_redis_number(p, len);
+
+        memcpy(p, argv[i], len);
+        p += len;
+
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+
+    return p;
 }

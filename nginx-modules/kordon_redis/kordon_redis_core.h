@@ -80,6 +80,20 @@ int kordon_redis_name_check(const unsigned char *name, size_t len);
 int kordon_redis_password(const unsigned char *data, size_t size,
     size_t *len);
 
+/*
+ * A command in the Redis protocol (RESP: "*argc\r\n" then "$len\r\n"
+ * arg "\r\n" per argument), the bytes hiredis's redisFormatCommandArgv
+ * makes, without its printf-style formatting and allocations: the
+ * client formats into a buffer of its own and hands the bytes to
+ * redisAsyncFormattedCommand.  kordon_redis_format_len() is the size;
+ * kordon_redis_format() writes exactly that many bytes to buf (no NUL)
+ * and returns the end.  argvlen NULL means NUL-terminated arguments.
+ */
+size_t kordon_redis_format_len(size_t argc, const char **argv,
+    const size_t *argvlen);
+unsigned char *kordon_redis_format(unsigned char *buf, size_t argc,
+    const char **argv, const size_t *argvlen);
+
 /* a lowercase phrase for a result code; never NULL */
 const char *kordon_redis_strerror(int rc);
 

@@ -3,16 +3,19 @@
  * (nginx-modules/kordon_redis/kordon_redis_core.c): the reconnect
  * backoff and when it resets, the stall rule across a wrapping clock,
  * the commands a shared connection refuses, server names and password
- * files.
+ * files, and the command formatter against hiredis's own (the same bytes
+ * for 20,000 random commands).
  */
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 
 #include "../../nginx-modules/kordon_redis/kordon_redis_core.h"
 
@@ -212,6 +215,81 @@ test_strerror(void **state)
 }
 
 
+/* the bytes of kordon_redis_format() and of redisFormatCommandArgv() */
+static void
+same_as_hiredis(size_t argc, const char **argv, const size_t *argvlen)
+{
+    int             len;
+    char           *want;
+    size_t          n;
+    unsigned char  *buf, *end;
+
+    len = redisFormatCommandArgv(&want, (int) argc, argv, argvlen);
+    assert_true(len > 0);
+
+    n = kordon_redis_format_len(argc, argv, argvlen);
+    assert_int_equal(n, (size_t) len);
+
+    buf = malloc(n + 1);
+    assert_non_null(buf);
+    buf[n] = 0x5a;
+
+    end = kordon_redis_format(buf, argc, argv, argvlen);
+    assert_ptr_equal(end, buf + n);
+    assert_memory_equal(buf, want, n);
+    assert_int_equal(buf[n], 0x5a);
+
+    free(buf);
+    redisFreeCommand(want);
+}
+
+
+static void
+test_format_known(void **state)
+{
+    unsigned char  buf[64];
+    const char    *get[] = { "GET", "k" };
+    const char    *bin[] = { "SET", "a\r\n\0b", "" };
+    size_t         binlen[] = { 3, 5, 0 };
+
+    assert_int_equal(kordon_redis_format_len(2, get, NULL), 20);
+    assert_memory_equal(buf, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+                        kordon_redis_format(buf, 2, get, NULL) - buf);
+
+    same_as_hiredis(2, get, NULL);
+    same_as_hiredis(3, bin, binlen);
+}
+
+
+static void
+test_format_random_against_hiredis(void **state)
+{
+    char         *arg;
+    size_t        i, k, argc, len[16];
+    const char   *argv[16];
+    static char   bytes[20000];
+
+    srandom(6);
+
+    for (i = 0; i < sizeof(bytes); i++) {
+        bytes[i] = (char) random();
+    }
+
+    for (i = 0; i < 20000; i++) {
+        argc = 1 + random() % 16;
+
+        for (k = 0; k < argc; k++) {
+            /* lengths across the digit boundaries: 0-9, 10-99, 100-... */
+            len[k] = random() % (i % 3 == 0 ? 10 : i % 3 == 1 ? 100 : 12000);
+            arg = bytes + random() % (sizeof(bytes) - len[k]);
+            argv[k] = arg;
+        }
+
+        same_as_hiredis(argc, argv, len);
+    }
+}
+
+
 int
 main(void)
 {
@@ -224,6 +302,8 @@ main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_password_files),
         cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_format_known),
+        cmocka_unit_test(test_format_random_against_hiredis),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
