@@ -11,6 +11,9 @@
  * concurrent requests ("batch" mode, batch.c), or a client's own batch
  * (POST /v1/transfers/batch).  Holds, refunds, statements, rules and
  * reports are one SQL function each (sql/ledger/007-011) run by ops.c.
+ * One sweeper thread (holds.c) expires holds, keeps the partitions of
+ * transfers ahead and prunes sent events and idempotency keys older than
+ * the retention (sql/ledger/015).
  * Every one of them takes idempotency keys, then hold rows, then
  * accounts in id order, so none can deadlock another.  ledger.h shows
  * how the files fit.  Its speed, and where a batch's time goes, are in
