@@ -27,9 +27,10 @@
  * suspended requests, so every queued item is answered first.
  *
  * Whether requests really batch shows in the log: at most once a second,
- * while transfers are posted, one line with the transfers, batches and
- * transfers per batch since the last line (scripts/bench-ledger prints
- * their mean for each run: 64 keep-alive clients make batches of 20-30).
+ * while transfers are posted, one line with the transfers, batches,
+ * transfers per batch, the largest batch and the batches per power-of-two
+ * size since the last line (scripts/bench-ledger prints the mean and the
+ * distribution for each run: 64 keep-alive clients make batches of 20-30).
  */
 
 #include <errno.h>
@@ -48,10 +49,17 @@ static struct {
     int               busy;             /* batchers posting, under mu */
 } ledger_q = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-/* Posted since the last stats line; next_s: when the next one is due. */
+/*
+ * Posted since the last stats line; next_s: when the next one is due;
+ * sizes[b]: batches of 2^b to 2^(b+1) - 1 transfers.
+ */
+#define LEDGER_SIZE_BUCKETS  11                 /* up to 1,024 and more */
+
 static struct {
     pthread_mutex_t   mu;
     long              items, batches, next_s;
+    long              sizes[LEDGER_SIZE_BUCKETS];
+    int               largest;
 } ledger_stats = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 
@@ -186,29 +194,66 @@ ledger_ms_since(const struct timespec *t0)
 }
 
 
-/* Counts a batch of n; logs the counts once a second while busy. */
+/* The size bucket of a batch of n >= 1: floor(log2(n)), bounded. */
+static int
+ledger_size_bucket(int n)
+{
+    int  b;
+
+    for (b = 0; b < LEDGER_SIZE_BUCKETS - 1 && n >= 2 << b; b++) {
+        /* void */
+    }
+    return b;
+}
+
+
+/*
+ * Counts a batch of n; logs the counts once a second while busy: the
+ * mean, the largest, and how many batches fell in each power-of-two size
+ * bucket ("sizes 16:40" -- 40 batches of 16 to 31 transfers).
+ */
 static void
 ledger_batch_count(int n)
 {
     struct timespec  now;
-    long             items, batches;
+    long             items, batches, sizes[LEDGER_SIZE_BUCKETS];
+    char             line[LEDGER_SIZE_BUCKETS * 32], *p;
+    int              b, largest;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
     pthread_mutex_lock(&ledger_stats.mu);
     ledger_stats.items += n;
     ledger_stats.batches++;
-    items = ledger_stats.items;
-    batches = ledger_stats.batches;
+    ledger_stats.sizes[ledger_size_bucket(n)]++;
+    if (n > ledger_stats.largest) {
+        ledger_stats.largest = n;
+    }
     if (now.tv_sec < ledger_stats.next_s) {
         pthread_mutex_unlock(&ledger_stats.mu);
         return;
     }
+    items = ledger_stats.items;
+    batches = ledger_stats.batches;
+    largest = ledger_stats.largest;
+    memcpy(sizes, ledger_stats.sizes, sizeof(sizes));
     ledger_stats.items = 0;
     ledger_stats.batches = 0;
+    ledger_stats.largest = 0;
+    memset(ledger_stats.sizes, 0, sizeof(ledger_stats.sizes));
     ledger_stats.next_s = now.tv_sec + 1;
     pthread_mutex_unlock(&ledger_stats.mu);
+
+    p = line;
+    *p = '\0';
+    for (b = 0; b < LEDGER_SIZE_BUCKETS; b++) {
+        if (sizes[b] > 0) {
+            p += snprintf(p, sizeof(line) - (size_t) (p - line), " %d:%ld",
+                          1 << b, sizes[b]);
+        }
+    }
     kit_log(KIT_LOG_INFO, "batches: %ld transfers in %ld batches, %.1f per "
-            "batch", items, batches, (double) items / (double) batches);
+            "batch, largest %d, sizes%s", items, batches,
+            (double) items / (double) batches, largest, line);
 }
 
 

@@ -13,10 +13,16 @@
  * transaction holds, so several ledger processes may sweep at once.  It
  * takes at most LEDGER_SWEEP_BATCH_MAX holds per transaction and goes
  * again at once while it finds that many.  The same thread keeps the
- * monthly partitions of transfers LEDGER_PARTITION_MONTHS ahead, daily.
+ * monthly partitions of transfers LEDGER_PARTITION_MONTHS ahead, daily,
+ * and every KORDON_LEDGER_PRUNE_MS prunes sent outbox events and
+ * idempotency keys older than KORDON_LEDGER_RETENTION_S (prune_old(),
+ * sql/ledger/015), so neither table grows for good; several ledger
+ * processes may prune at once (a row is deleted once, by one of them).
  */
 
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +35,9 @@ static const char  ledger_hold_resolve_sql[] =
 static const char  ledger_hold_get_sql[] = "select hold_get($1::jsonb)";
 static const char  ledger_holds_expire_sql[] =
     "select holds_expire(" LEDGER_STR(LEDGER_SWEEP_BATCH_MAX) ")";
+static const char  ledger_prune_sql[] =
+    "select events, keys from prune_old($1::bigint, "
+    LEDGER_STR(LEDGER_PRUNE_BATCH_MAX) ")";
 static const char  ledger_partitions_sql[] =
     "select transfer_partitions_ahead("
     LEDGER_STR(LEDGER_PARTITION_MONTHS) ")";
@@ -288,6 +297,94 @@ ledger_partitions_ahead(void)
 }
 
 
+typedef struct {
+    long long  events;
+    long long  keys;
+} ledger_pruned_t;
+
+
+/* One call of prune_old(): what it deleted into *arg; 0, or -1. */
+static int
+ledger_prune_tx(kit_pg_t *pg, void *arg)
+{
+    ledger_pruned_t  *n = arg;
+    const char       *params[1];
+    PGresult         *res;
+    char              keep[24];
+
+    snprintf(keep, sizeof(keep), "%ld", ledger_cf.retention_s);
+    params[0] = keep;
+    res = kit_pg_exec(pg, "ledger_prune_old", ledger_prune_sql, 1, params);
+    if (res == NULL) {
+        return -1;
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        kit_log(KIT_LOG_ERROR, "could not prune old events and keys: %s",
+                PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+        PQclear(res);
+        return -1;
+    }
+    n->events = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    n->keys = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+
+static uint64_t
+ledger_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+
+/*
+ * Every KORDON_LEDGER_PRUNE_MS (checked on each sweep), deletes sent
+ * outbox events and idempotency keys older than the retention:
+ * LEDGER_PRUNE_BATCH_MAX of each per transaction, again while a call
+ * deletes that many, at most LEDGER_PRUNE_CALLS_MAX calls a round (a
+ * backlog goes over several rounds, never blocking the holds' sweep for
+ * long).  A failure is logged; the next round tries again.
+ */
+static void
+ledger_prune(void)
+{
+    static uint64_t   next_ms;
+    ledger_pruned_t   n, sum;
+    uint64_t          now;
+    int               calls;
+
+    now = ledger_now_ms();
+    if (now < next_ms) {
+        return;
+    }
+    next_ms = now + (uint64_t) ledger_cf.prune_ms;
+
+    sum = (ledger_pruned_t) { 0, 0 };
+    for (calls = 0; calls < LEDGER_PRUNE_CALLS_MAX; calls++) {
+        n = (ledger_pruned_t) { 0, 0 };
+        if (kit_pg_tx("read committed", ledger_prune_tx, &n) != 0) {
+            break;
+        }
+        sum.events += n.events;
+        sum.keys += n.keys;
+        if (n.events < LEDGER_PRUNE_BATCH_MAX
+            && n.keys < LEDGER_PRUNE_BATCH_MAX)
+        {
+            break;
+        }
+    }
+    if (sum.events > 0 || sum.keys > 0) {
+        kit_log(KIT_LOG_INFO, "pruned %lld sent events and %lld idempotency "
+                "keys older than %ld s", sum.events, sum.keys,
+                ledger_cf.retention_s);
+    }
+}
+
+
 static void *
 ledger_sweeper(void *arg)
 {
@@ -308,6 +405,7 @@ ledger_sweeper(void *arg)
                 kit_log(KIT_LOG_INFO, "released %d expired holds", n);
             }
         } while (n == LEDGER_SWEEP_BATCH_MAX);
+        ledger_prune();
     }
     return NULL;
 }

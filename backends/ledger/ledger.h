@@ -50,6 +50,10 @@
 #define LEDGER_SWEEP_BATCH_MAX     500     /* holds expired per call */
 #define LEDGER_PARTITION_MONTHS    24      /* transfers partitions ahead */
 #define LEDGER_PARTITION_CHECK_S   86400
+#define LEDGER_PRUNE_BATCH_MAX     10000   /* rows of each pruned per call */
+#define LEDGER_PRUNE_CALLS_MAX     100     /* calls per round, then rest */
+#define LEDGER_RETENTION_S_MAX     315360000   /* 10 years */
+#define LEDGER_PRUNE_MS_MAX        86400000
 
 #define LEDGER_STR_(x)             #x
 #define LEDGER_STR(x)              LEDGER_STR_(x)
@@ -83,6 +87,12 @@
  *                                 (the bench's case without sharding)
  *   KORDON_LEDGER_HOLD_SWEEP_MS   how often expired holds are released,
  *                                 default 1000
+ *   KORDON_LEDGER_RETENTION_S     how long sent outbox events and
+ *                                 idempotency keys are kept, default
+ *                                 604800 (7 days); a key older than that
+ *                                 is forgotten (sql/ledger/015)
+ *   KORDON_LEDGER_PRUNE_MS        how often the sweeper prunes them,
+ *                                 default 60000
  */
 
 typedef struct {
@@ -93,6 +103,8 @@ typedef struct {
     int      batchers;
     int      fee_shards;
     long     hold_sweep_ms;
+    long     retention_s;
+    long     prune_ms;
 } ledger_config_t;
 
 extern ledger_config_t  ledger_cf;

@@ -11,6 +11,9 @@
  * concurrent requests ("batch" mode, batch.c), or a client's own batch
  * (POST /v1/transfers/batch).  Holds, refunds, statements, rules and
  * reports are one SQL function each (sql/ledger/007-011) run by ops.c.
+ * One sweeper thread (holds.c) expires holds, keeps the partitions of
+ * transfers ahead and prunes sent events and idempotency keys older than
+ * the retention (sql/ledger/015).
  * Every one of them takes idempotency keys, then hold rows, then
  * accounts in id order, so none can deadlock another.  ledger.h shows
  * how the files fit.  Its speed, and where a batch's time goes, are in
@@ -61,7 +64,7 @@ static int
 ledger_config_load(char *err, size_t errlen)
 {
     const char  *mode;
-    long         max, size, wait, batchers, shards, sweep;
+    long         max, size, wait, batchers, shards, sweep, keep, prune;
 
     if (kit_env_int("KORDON_LEDGER_TRANSFER_MAX", "1000000000", 1,
                     INT64_MAX, &max, err, errlen) != 0
@@ -76,7 +79,11 @@ ledger_config_load(char *err, size_t errlen)
         || kit_env_int("KORDON_LEDGER_FEE_SHARDS", LEDGER_STR(LEDGER_SHARDS),
                        1, LEDGER_SHARDS, &shards, err, errlen) != 0
         || kit_env_int("KORDON_LEDGER_HOLD_SWEEP_MS", "1000", 10, 3600000,
-                       &sweep, err, errlen) != 0)
+                       &sweep, err, errlen) != 0
+        || kit_env_int("KORDON_LEDGER_RETENTION_S", "604800", 1,
+                       LEDGER_RETENTION_S_MAX, &keep, err, errlen) != 0
+        || kit_env_int("KORDON_LEDGER_PRUNE_MS", "60000", 10,
+                       LEDGER_PRUNE_MS_MAX, &prune, err, errlen) != 0)
     {
         return -1;
     }
@@ -93,6 +100,8 @@ ledger_config_load(char *err, size_t errlen)
         .batchers = (int) batchers,
         .fee_shards = (int) shards,
         .hold_sweep_ms = sweep,
+        .retention_s = keep,
+        .prune_ms = prune,
     };
     return 0;
 }

@@ -7,6 +7,7 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
+use Time::HiRes ();
 use Kordon::E2E;
 use Kordon::Ledger;
 
@@ -25,6 +26,35 @@ sub revenue {
 sub cashback_paid {
     sql_value(q{select coalesce(sum(debits_posted - credits_posted), 0)
         from ledger.accounts where kind = 'cashback_expense' and currency = 'SEK'});
+}
+
+# Without a fee rule for its currency a payment needs no fee revenue or
+# cashback account (sql/ledger/016), so it locks none: with every SEK
+# shard locked by another transaction for 20 s, a payment posts at once
+# (it used to wait for them, then fail on lock_timeout).
+{
+    my ($iy, $iz) = map { user_id($_) } qw(cy cz);
+    my ($cy, $cz) = map { open_wallet($_, 'SEK') } $iy, $iz;
+    fund($cy, 500);
+    my $pid = fork // die "cannot fork: $!";
+    if (!$pid) {
+        psql_super(q{begin;
+            select 1 from ledger.accounts where currency = 'SEK'
+               and kind in ('fee_revenue', 'cashback_expense') for update;
+            select pg_sleep(20); commit});
+        exit 0;
+    }
+    ok wait_until(sub { (psql_super(q{select count(*) from pg_stat_activity
+        where query like '%pg_sleep(20)%' and wait_event = 'PgSleep'}))[1]
+        eq '1' }),
+        'every SEK fee and cashback shard locked elsewhere';
+    my $t0 = Time::HiRes::time();
+    is pay($iy, $cy, $cz, 100)->{status}, 201,
+        'a SEK payment without a fee rule posts';
+    cmp_ok Time::HiRes::time() - $t0, '<', 3, 'without waiting for them';
+    psql_super(q{select pg_cancel_backend(pid) from pg_stat_activity
+        where query like '%pg_sleep(20)%' and pid <> pg_backend_pid()});
+    waitpid $pid, 0;
 }
 
 # Rules: admins only, every field checked.

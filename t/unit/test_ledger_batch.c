@@ -3,7 +3,8 @@
  * a batch takes the oldest items up to its size, and leaves behind, in
  * order, every item whose idempotency key (per caller and operation) is
  * already in the batch, so post_transfers() never sees one key twice.
- * The queue's head and tail stay consistent whatever is taken.
+ * The queue's head and tail stay consistent whatever is taken.  The
+ * log's batch-size buckets are powers of two.
  */
 
 #include <setjmp.h>
@@ -185,6 +186,22 @@ test_waits_only_when_busy(void **state)
 }
 
 
+/* The log's batch sizes: bucket b holds 2^b to 2^(b+1) - 1, the last all. */
+static void
+test_size_buckets(void **state)
+{
+    assert_int_equal(ledger_size_bucket(1), 0);
+    assert_int_equal(ledger_size_bucket(2), 1);
+    assert_int_equal(ledger_size_bucket(3), 1);
+    assert_int_equal(ledger_size_bucket(16), 4);
+    assert_int_equal(ledger_size_bucket(31), 4);
+    assert_int_equal(ledger_size_bucket(32), 5);
+    assert_int_equal(ledger_size_bucket(1023), 9);
+    assert_int_equal(ledger_size_bucket(1024), 10);
+    assert_int_equal(ledger_size_bucket(100000), LEDGER_SIZE_BUCKETS - 1);
+}
+
+
 int
 main(void)
 {
@@ -194,6 +211,7 @@ main(void)
         cmocka_unit_test(test_operation_scopes_a_key),
         cmocka_unit_test(test_tail_when_last_stays),
         cmocka_unit_test(test_waits_only_when_busy),
+        cmocka_unit_test(test_size_buckets),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
