@@ -5,6 +5,12 @@
  *
  * The MAC is HMAC-SHA256 over the fields joined by LF (see kit.h), fed to
  * OpenSSL piece by piece so no field needs a buffer or a length limit.
+ * Every request is checked, so each thread keeps a context already keyed
+ * with the last key it used and copies it: keying one (EVP_MAC_init
+ * fetches SHA-256 by name and hashes both pads) cost 1.24 us against the
+ * copy's 0.72 us for a whole MAC here (200,000 calls, idle host), and
+ * about 24,000 instructions a request in the users service under the
+ * bench's callgrind.
  * The header is parsed strictly -- one form, lowercase hex, no spaces --
  * because anything an edge of ours would not produce is an attack or a
  * bug, and the MACs are compared in constant time.
@@ -13,6 +19,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -29,15 +36,93 @@
 #define KIT_SIG_T_DIGITS_MAX  12
 #define KIT_SIG_T_TEXT_MAX    24
 #define KIT_SIG_PREFIX        "kordon-v1"
+/* The longest key a thread keeps keyed: the edge secret's size (kit.h). */
+#define KIT_SIG_KEY_MAX       64
+
+/* A thread's HMAC context keyed with key[0 .. keylen). */
+typedef struct {
+    EVP_MAC_CTX  *keyed;
+    uint8_t       key[KIT_SIG_KEY_MAX];
+    size_t        keylen;
+} kit_sig_keyed_t;
 
 static pthread_once_t   kit_sig_once = PTHREAD_ONCE_INIT;
 static EVP_MAC         *kit_sig_hmac;
+static pthread_key_t    kit_sig_tls;
+static int              kit_sig_tls_ok;
+
+
+static void
+kit_sig_keyed_free(void *p)
+{
+    kit_sig_keyed_t  *k = p;
+
+    EVP_MAC_CTX_free(k->keyed);
+    OPENSSL_cleanse(k, sizeof(*k));
+    free(k);
+}
 
 
 static void
 kit_sig_fetch(void)
 {
     kit_sig_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    kit_sig_tls_ok = pthread_key_create(&kit_sig_tls, kit_sig_keyed_free)
+                     == 0;
+}
+
+
+/*
+ * A context ready for the message: a copy of this thread's context keyed
+ * with the same key, or a newly keyed one, which becomes the thread's
+ * (when the key fits and memory allows; otherwise it is simply not kept).
+ * NULL when OpenSSL failed.
+ */
+static EVP_MAC_CTX *
+kit_sig_ctx(const uint8_t *key, size_t keylen)
+{
+    static char       digest[] = "SHA256";
+    OSSL_PARAM        params[2];
+    EVP_MAC_CTX      *ctx, *keep;
+    kit_sig_keyed_t  *k;
+
+    k = kit_sig_tls_ok ? pthread_getspecific(kit_sig_tls) : NULL;
+    if (k != NULL && k->keyed != NULL && k->keylen == keylen
+        && CRYPTO_memcmp(k->key, key, keylen) == 0)
+    {
+        return EVP_MAC_CTX_dup(k->keyed);
+    }
+
+    ctx = EVP_MAC_CTX_new(kit_sig_hmac);
+    if (ctx == NULL) {
+        return NULL;
+    }
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 digest, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (EVP_MAC_init(ctx, key, keylen, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    if (!kit_sig_tls_ok || keylen > sizeof(k->key)) {
+        return ctx;
+    }
+    if (k == NULL) {
+        k = calloc(1, sizeof(*k));
+        if (k == NULL) {
+            return ctx;
+        }
+        if (pthread_setspecific(kit_sig_tls, k) != 0) {
+            free(k);
+            return ctx;
+        }
+    }
+    keep = EVP_MAC_CTX_dup(ctx);
+    EVP_MAC_CTX_free(k->keyed);
+    k->keyed = keep;
+    k->keylen = keep != NULL ? keylen : 0;
+    memcpy(k->key, key, keylen);
+    return ctx;
 }
 
 
@@ -63,8 +148,6 @@ kit_sig_mac(const uint8_t *key, size_t keylen, const char *method,
     const char *path, const kit_identity_t *id, int64_t t,
     uint8_t mac[KIT_SIG_MAC_LEN])
 {
-    static char   digest[] = "SHA256";
-    OSSL_PARAM    params[2];
     EVP_MAC_CTX  *ctx;
     char          tbuf[KIT_SIG_T_TEXT_MAX];
     size_t        maclen;
@@ -75,17 +158,13 @@ kit_sig_mac(const uint8_t *key, size_t keylen, const char *method,
     if (kit_sig_hmac == NULL) {
         return -1;
     }
-    ctx = EVP_MAC_CTX_new(kit_sig_hmac);
+    ctx = kit_sig_ctx(key, keylen);
     if (ctx == NULL) {
         return -1;
     }
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                                 digest, 0);
-    params[1] = OSSL_PARAM_construct_end();
     snprintf(tbuf, sizeof(tbuf), "%" PRId64, t);
 
-    rc = EVP_MAC_init(ctx, key, keylen, params) == 1
-         && kit_sig_update(ctx, KIT_SIG_PREFIX, 0) == 0
+    rc = kit_sig_update(ctx, KIT_SIG_PREFIX, 0) == 0
          && kit_sig_update(ctx, method, 0) == 0
          && kit_sig_update(ctx, path, 0) == 0
          && kit_sig_update(ctx, id->user, 0) == 0

@@ -2,9 +2,13 @@
  * test_identity.c -- the edge signature: a known vector (the same bytes
  * the edge and t/lib/Kordon/E2E.pm compute), sign/verify round trips,
  * each failure code, the freshness edges, every signed field tampered
- * with, malformed headers, and hex decoding of keys.
+ * with, malformed headers, hex decoding of keys, and the keyed context
+ * each thread keeps: signing with one key, another, a key too long to
+ * keep, and the first again, on two threads, always gives OpenSSL's
+ * one-shot HMAC.
  */
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +17,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "kit.h"
 #include "kit_internal.h"
@@ -231,6 +238,69 @@ test_hex_decode(void **state)
 }
 
 
+/* "t=T0,v1=<hex>" from OpenSSL's one-shot HMAC over the same fields. */
+static void
+reference(const uint8_t *k, size_t klen, char *out, size_t outlen)
+{
+    static const char  msg[] = "kordon-v1\nGET\n/p\nu-1\nuser,admin\ns-1\n"
+                               "req-1\n1700000000";
+    unsigned char      mac[32];
+    unsigned int       maclen, i;
+    int                n;
+
+    assert_non_null(HMAC(EVP_sha256(), k, (int) klen,
+                         (const unsigned char *) msg, sizeof(msg) - 1, mac,
+                         &maclen));
+    assert_int_equal(maclen, 32);
+    n = snprintf(out, outlen, "t=%d,v1=", T0);
+    for (i = 0; i < maclen; i++) {
+        n += snprintf(out + n, outlen - (size_t) n, "%02x", mac[i]);
+    }
+}
+
+
+static void *
+sign_with_keys(void *arg)
+{
+    uint8_t  k[3][100];
+    size_t   len[3] = { 32, 64, 100 };
+    int      order[] = { 0, 1, 0, 2, 1, 0, 0 };
+    char     got[128], want[128];
+    size_t   j;
+    int      i;
+
+    for (i = 0; i < 3; i++) {
+        for (j = 0; j < sizeof(k[i]); j++) {
+            k[i][j] = (uint8_t) (j * 7 + (size_t) i * 31 + (uintptr_t) arg);
+        }
+    }
+    for (j = 0; j < sizeof(order) / sizeof(order[0]); j++) {
+        i = order[j];
+        assert_int_equal(kit_sig_sign(k[i], len[i], "GET", "/p", &id, T0,
+                                      got, sizeof(got)), 0);
+        reference(k[i], len[i], want, sizeof(want));
+        assert_string_equal(got, want);
+        /* The other short key never verifies what this one signed. */
+        assert_int_equal(kit_sig_verify(k[i == 0 ? 1 : 0], len[i == 0],
+                                        got, "GET", "/p", &id, T0, SKEW),
+                         KIT_SIG_BAD);
+    }
+    return NULL;
+}
+
+
+static void
+test_keys_switch(void **state)
+{
+    pthread_t  t;
+
+    sign_with_keys((void *) 0);
+    assert_int_equal(pthread_create(&t, NULL, sign_with_keys, (void *) 1), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    sign_with_keys((void *) 0);
+}
+
+
 int
 main(void)
 {
@@ -242,6 +312,7 @@ main(void)
         cmocka_unit_test(test_missing),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_hex_decode),
+        cmocka_unit_test(test_keys_switch),
     };
 
     return cmocka_run_group_tests(tests, setup, NULL);
