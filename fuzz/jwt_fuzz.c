@@ -17,6 +17,11 @@
  *           one is also packed by kordon_jwt_compact() and its times
  *           checked again by kordon_jwt_compact_times()).
  *
+ * Every token is verified twice, with the claims reader
+ * (kordon_jwt_read_core.c) and with jansson alone
+ * (KORDON_JWT_READER_JANSSON): the verdicts and the claims must be the
+ * same, whatever the fast reader takes or leaves.
+ *
  * The key set is fixed: the public halves of an RSA-2048 and a P-256 key
  * made for this target alone (their private halves signed the seeds in
  * fuzz/seeds/jwt/ and were thrown away) and an HMAC key that is a fake
@@ -62,6 +67,7 @@ static const char  *fuzz_claims[] = {
 static kordon_jwt_keys_t    *fuzz_keys;
 static kordon_jwt_conf_t     fuzz_conf;
 static kordon_jwt_claims_t   fuzz_out;
+static kordon_jwt_claims_t   fuzz_ref;
 static kordon_jwt_hasher_t  *fuzz_hasher;
 
 
@@ -140,8 +146,30 @@ fuzz_token(const char *token, size_t len)
     /* with and without a required typ, so both branches are reached */
     fuzz_conf.typ = (len % 2) ? "at+jwt" : NULL;
 
+    fuzz_conf.reader = KORDON_JWT_READER_JANSSON;
     rc = kordon_jwt_verify(fuzz_keys, &fuzz_conf, token, len, FUZZ_NOW,
-                           &fuzz_out);
+                           &fuzz_ref);
+
+    fuzz_conf.reader = KORDON_JWT_READER_FAST;
+
+    if (kordon_jwt_verify(fuzz_keys, &fuzz_conf, token, len, FUZZ_NOW,
+                          &fuzz_out) != rc)
+    {
+        abort();    /* the claims reader and jansson disagree */
+    }
+
+    if (rc == KORDON_JWT_OK) {
+        fuzz_out.fast_header = 0;
+        fuzz_out.fast_payload = 0;
+        fuzz_ref.fast_header = 0;
+        fuzz_ref.fast_payload = 0;
+
+        if (memcmp(&fuzz_out, &fuzz_ref,
+                   offsetof(kordon_jwt_claims_t, payload)) != 0)
+        {
+            abort();
+        }
+    }
 
     if (kordon_jwt_strerror(rc) == NULL) {
         abort();

@@ -56,9 +56,16 @@
  * header check (the same bytes come with every token of a key), so a
  * token whose header is one of them skips the header's JSON parse.
  *
- * Memory: a verify allocates only the two small jansson trees and one
- * EVP_MD_CTX for the hash (plus an ECDSA_SIG for ES256) and frees them on
- * every path; each public key's verify context is made once, at load;
+ * The header and the payload are read by the claims reader
+ * (kordon_jwt_read_core.c) into a view of the members checked here; it
+ * reads plain token JSON in one pass without allocating and leaves
+ * anything else to jansson, whose verdict stands, so every check below
+ * runs on the same view whoever read the text (KORDON_JWT_READER_JANSSON
+ * in the conf reads with jansson alone: the tests' reference).
+ *
+ * Memory: a verify allocates one EVP_MD_CTX for the hash (plus an
+ * ECDSA_SIG for ES256, and jansson's trees when the claims reader leaves
+ * a text to it) and frees them on every path; each public key's verify context is made once, at load;
  * OpenSSL's error queue is cleared after a failure, so nothing leaks into
  * the TLS code of the process that calls us.
  */
@@ -85,6 +92,7 @@
 #include <openssl/rsa.h>
 
 #include "kordon_jwt_core.h"
+#include "kordon_jwt_read_core.h"
 
 
 #define KORDON_JWT_RS256             1
@@ -218,10 +226,13 @@ static int kordon_jwt_split(const char *token, size_t len,
     kordon_jwt_claims_t *out);
 static int kordon_jwt_segment(unsigned char *dst, size_t cap,
     const char *src, size_t len, size_t *n);
+static int kordon_jwt_doc_read(kordon_jwt_doc_t *doc,
+    const kordon_jwt_name_t *names, size_t nnames, const void *text,
+    size_t len, const kordon_jwt_conf_t *cf);
 static int kordon_jwt_header(const kordon_jwt_keys_t *keys,
-    kordon_jwt_tok_t *tok, json_t **header, const kordon_jwt_key_t **key,
-    kordon_jwt_claims_t *out);
-static int kordon_jwt_crit(const json_t *crit);
+    const kordon_jwt_conf_t *cf, kordon_jwt_tok_t *tok,
+    const kordon_jwt_key_t **key, kordon_jwt_claims_t *out);
+static int kordon_jwt_crit(const kordon_jwt_val_t *crit);
 static int kordon_jwt_signature(const kordon_jwt_keys_t *keys,
     const kordon_jwt_key_t *key, const char *token, kordon_jwt_tok_t *tok);
 static int kordon_jwt_es256(const kordon_jwt_key_t *key, const EVP_MD *md,
@@ -241,23 +252,26 @@ static int kordon_jwt_header_cached(kordon_jwt_keys_t *keys,
 static void kordon_jwt_header_keep(kordon_jwt_keys_t *keys,
     const char *token, const kordon_jwt_tok_t *tok,
     const kordon_jwt_key_t *key);
+static int kordon_jwt_payload(const kordon_jwt_conf_t *cf,
+    const kordon_jwt_tok_t *tok, int64_t now, kordon_jwt_claims_t *out);
 static int kordon_jwt_claims(const kordon_jwt_conf_t *cf,
-    const kordon_jwt_tok_t *tok, const json_t *payload, int64_t now,
+    const kordon_jwt_tok_t *tok, const kordon_jwt_val_t *m, int64_t now,
     kordon_jwt_claims_t *out);
 static int kordon_jwt_times(const kordon_jwt_conf_t *cf,
-    const json_t *payload, int64_t now, kordon_jwt_claims_t *out);
+    const kordon_jwt_val_t *m, int64_t now, kordon_jwt_claims_t *out);
 static int kordon_jwt_times_check(int64_t leeway_s, int64_t exp,
     int64_t iat, int has_nbf, int64_t nbf, int64_t now);
-static int kordon_jwt_numeric_date(const json_t *payload, const char *name,
-    int up, int64_t *t);
-static int kordon_jwt_audience(const json_t *aud, const char *want);
+static int kordon_jwt_numeric_date(const kordon_jwt_val_t *v, int up,
+    int64_t *t);
+static int kordon_jwt_audience(const kordon_jwt_val_t *aud,
+    const char *want);
 static int kordon_jwt_typ_match(const char *want, const char *got);
-static int kordon_jwt_identity(const json_t *payload,
+static int kordon_jwt_identity(const kordon_jwt_val_t *m,
     kordon_jwt_claims_t *out);
-static int kordon_jwt_copy_str(const json_t *v, char *dst, size_t cap,
-    unsigned flags);
-static int kordon_jwt_copy_list(const json_t *v, char *dst, size_t width,
-    size_t max, size_t *n, unsigned flags);
+static int kordon_jwt_copy_str(const kordon_jwt_val_t *v, char *dst,
+    size_t cap, unsigned flags);
+static int kordon_jwt_copy_list(const kordon_jwt_val_t *v, char *dst,
+    size_t width, size_t max, size_t *n, unsigned flags);
 
 
 static const kordon_jwt_alg_t  kordon_jwt_algs[] = {
@@ -265,6 +279,38 @@ static const kordon_jwt_alg_t  kordon_jwt_algs[] = {
     { "ES256", "EC", KORDON_JWT_ES256 },
     { "HS256", "oct", KORDON_JWT_HS256 },
     { NULL, NULL, 0 }
+};
+
+
+/* the members of the header and of the payload that are read */
+
+#define KORDON_JWT_H_ALG             0
+#define KORDON_JWT_H_KID             1
+#define KORDON_JWT_H_TYP             2
+#define KORDON_JWT_H_CRIT            3
+#define KORDON_JWT_H_N               4
+
+static const kordon_jwt_name_t  kordon_jwt_header_names[] = {
+    { "alg", 3 }, { "kid", 3 }, { "typ", 3 }, { "crit", 4 }
+};
+
+#define KORDON_JWT_P_EXP             0
+#define KORDON_JWT_P_IAT             1
+#define KORDON_JWT_P_NBF             2
+#define KORDON_JWT_P_ISS             3
+#define KORDON_JWT_P_AUD             4
+#define KORDON_JWT_P_SUB             5
+#define KORDON_JWT_P_SID             6
+#define KORDON_JWT_P_JTI             7
+#define KORDON_JWT_P_SCOPE           8
+#define KORDON_JWT_P_ROLES           9
+#define KORDON_JWT_P_AMR             10
+#define KORDON_JWT_P_N               11
+
+static const kordon_jwt_name_t  kordon_jwt_payload_names[] = {
+    { "exp", 3 }, { "iat", 3 }, { "nbf", 3 }, { "iss", 3 }, { "aud", 3 },
+    { "sub", 3 }, { "sid", 3 }, { "jti", 3 }, { "scope", 5 },
+    { "roles", 5 }, { "amr", 3 }
 };
 
 
@@ -1291,7 +1337,6 @@ kordon_jwt_verify(const kordon_jwt_keys_t *keys,
     int64_t now, kordon_jwt_claims_t *out)
 {
     int                      rc;
-    json_t                  *header, *payload;
     kordon_jwt_tok_t         tok;
     kordon_jwt_conf_t        cf;
     const kordon_jwt_key_t  *key;
@@ -1300,8 +1345,6 @@ kordon_jwt_verify(const kordon_jwt_keys_t *keys,
 
     memset(out, 0, offsetof(kordon_jwt_claims_t, payload));
 
-    header = NULL;
-    payload = NULL;
     key = NULL;
     tok.payload_len = 0;
 
@@ -1316,12 +1359,13 @@ kordon_jwt_verify(const kordon_jwt_keys_t *keys,
     }
 
     if (rc == KORDON_JWT_OK
-        && !kordon_jwt_header_cached((kordon_jwt_keys_t *) keys, token, &tok,
-                                     &key, out))
+        && (cf.reader == KORDON_JWT_READER_JANSSON
+            || !kordon_jwt_header_cached((kordon_jwt_keys_t *) keys, token,
+                                         &tok, &key, out)))
     {
-        rc = kordon_jwt_header(keys, &tok, &header, &key, out);
+        rc = kordon_jwt_header(keys, &cf, &tok, &key, out);
 
-        if (rc == KORDON_JWT_OK) {
+        if (rc == KORDON_JWT_OK && cf.reader != KORDON_JWT_READER_JANSSON) {
             kordon_jwt_header_keep((kordon_jwt_keys_t *) keys, token, &tok,
                                    key);
         }
@@ -1332,20 +1376,8 @@ kordon_jwt_verify(const kordon_jwt_keys_t *keys,
     }
 
     if (rc == KORDON_JWT_OK) {
-        payload = json_loadb(out->payload, tok.payload_len,
-                             JSON_REJECT_DUPLICATES, NULL);
-
-        if (!json_is_object(payload)) {
-            rc = KORDON_JWT_EMALFORMED;
-        }
+        rc = kordon_jwt_payload(&cf, &tok, now, out);
     }
-
-    if (rc == KORDON_JWT_OK) {
-        rc = kordon_jwt_claims(&cf, &tok, payload, now, out);
-    }
-
-    json_decref(header);
-    json_decref(payload);
 
     out->payload_len = (rc == KORDON_JWT_OK) ? tok.payload_len : 0;
 
@@ -1439,79 +1471,103 @@ kordon_jwt_segment(unsigned char *dst, size_t cap, const char *src,
 
 
 /*
- * Parses the header and picks the key: "alg" not "none", "kid" known,
- * "alg" equal to the key's pinned alg, no "crit".  On return *header
- * holds the parsed header (or NULL) for the caller to free.
+ * Reads text (a header or a payload) into doc: the fast reader first,
+ * jansson when it declines (or when conf asks for jansson alone).
+ * Returns 1 when the fast reader read it, 0 when jansson did, or
+ * KORDON_JWT_EMALFORMED when the text is not a JSON object; doc is to be
+ * freed with kordon_jwt_doc_free() in every case.
  */
 
 static int
-kordon_jwt_header(const kordon_jwt_keys_t *keys, kordon_jwt_tok_t *tok,
-    json_t **header, const kordon_jwt_key_t **key, kordon_jwt_claims_t *out)
+kordon_jwt_doc_read(kordon_jwt_doc_t *doc, const kordon_jwt_name_t *names,
+    size_t nnames, const void *text, size_t len, const kordon_jwt_conf_t *cf)
 {
-    size_t       n;
-    json_t      *h, *alg, *kid, *typ;
-    const char  *name;
+    if (cf->reader != KORDON_JWT_READER_JANSSON
+        && kordon_jwt_doc_fast(doc, names, nnames, text, len, cf->max_depth)
+           == 0)
+    {
+        return 1;
+    }
 
-    h = json_loadb((const char *) tok->header, tok->header_len,
-                   JSON_REJECT_DUPLICATES, NULL);
-    *header = h;
-
-    if (!json_is_object(h)) {
+    if (kordon_jwt_doc_jansson(doc, names, nnames, text, len) != 0) {
         return KORDON_JWT_EMALFORMED;
     }
 
-    alg = json_object_get(h, "alg");
-    if (!json_is_string(alg)) {
-        return KORDON_JWT_EMALFORMED;
-    }
+    return 0;
+}
 
-    name = json_string_value(alg);
 
-    if (strcasecmp(name, "none") == 0) {
-        return KORDON_JWT_ENONE;
-    }
+/*
+ * Reads the header and picks the key: "alg" not "none", "kid" known,
+ * "alg" equal to the key's pinned alg, no "crit".
+ */
 
-    kid = json_object_get(h, "kid");
-    if (kid == NULL) {
-        return KORDON_JWT_ENOKID;
-    }
+static int
+kordon_jwt_header(const kordon_jwt_keys_t *keys, const kordon_jwt_conf_t *cf,
+    kordon_jwt_tok_t *tok, const kordon_jwt_key_t **key,
+    kordon_jwt_claims_t *out)
+{
+    int                      rc;
+    kordon_jwt_doc_t         doc;
+    const kordon_jwt_val_t  *alg, *kid, *typ;
 
-    if (!json_is_string(kid)) {
-        return KORDON_JWT_EMALFORMED;
-    }
+    rc = kordon_jwt_doc_read(&doc, kordon_jwt_header_names, KORDON_JWT_H_N,
+                             tok->header, tok->header_len, cf);
 
-    *key = kordon_jwt_keys_find(keys, json_string_value(kid),
-                                json_string_length(kid));
-    if (*key == NULL) {
-        return KORDON_JWT_EUNKNOWNKEY;
-    }
+    if (rc >= 0) {
+        out->fast_header = rc;
 
-    if (strcmp(name, (*key)->alg_name) != 0) {
-        return KORDON_JWT_EALG;
-    }
+        alg = &doc.m[KORDON_JWT_H_ALG];
+        kid = &doc.m[KORDON_JWT_H_KID];
+        typ = &doc.m[KORDON_JWT_H_TYP];
 
-    memcpy(out->kid, (*key)->kid, (*key)->kid_len + 1);
-    memcpy(out->alg, (*key)->alg_name, strlen((*key)->alg_name) + 1);
-    memcpy(out->key_fp, (*key)->fp, KORDON_JWT_KEY_FP_LEN);
+        if (alg->type != KORDON_JWT_V_STRING) {
+            rc = KORDON_JWT_EMALFORMED;
 
-    /* "typ" as a C string, as the check after the signature compares it */
+        } else if (alg->len == 4 && strncasecmp(alg->s, "none", 4) == 0) {
+            rc = KORDON_JWT_ENONE;
 
-    typ = json_object_get(h, "typ");
-    tok->typ_state = KORDON_JWT_TYP_NONE;
+        } else if (kid->type == KORDON_JWT_V_ABSENT) {
+            rc = KORDON_JWT_ENOKID;
 
-    if (json_is_string(typ)) {
-        n = strlen(json_string_value(typ));
-
-        if (n > KORDON_JWT_TYP_MAX) {
-            tok->typ_state = KORDON_JWT_TYP_LONG;
+        } else if (kid->type != KORDON_JWT_V_STRING) {
+            rc = KORDON_JWT_EMALFORMED;
 
         } else {
-            memcpy(tok->typ, json_string_value(typ), n + 1);
-            tok->typ_state = KORDON_JWT_TYP_SET;
+            *key = kordon_jwt_keys_find(keys, kid->s, kid->len);
+
+            rc = (*key == NULL) ? KORDON_JWT_EUNKNOWNKEY
+                 : !kordon_jwt_val_is(alg, (*key)->alg_name) ? KORDON_JWT_EALG
+                 : KORDON_JWT_OK;
         }
     }
 
-    return kordon_jwt_crit(json_object_get(h, "crit"));
+    if (rc == KORDON_JWT_OK) {
+        memcpy(out->kid, (*key)->kid, (*key)->kid_len + 1);
+        memcpy(out->alg, (*key)->alg_name, strlen((*key)->alg_name) + 1);
+        memcpy(out->key_fp, (*key)->fp, KORDON_JWT_KEY_FP_LEN);
+
+        /* "typ" as a C string, as the check after the signature takes it */
+
+        tok->typ_state = KORDON_JWT_TYP_NONE;
+
+        if (typ->type == KORDON_JWT_V_STRING) {
+            if (typ->len > KORDON_JWT_TYP_MAX) {
+                tok->typ_state = KORDON_JWT_TYP_LONG;
+
+            } else {
+                memcpy(tok->typ, typ->s, typ->len);
+                tok->typ[typ->len] = '\0';
+                tok->typ_state = KORDON_JWT_TYP_SET;
+            }
+        }
+
+        rc = kordon_jwt_crit(&doc.m[KORDON_JWT_H_CRIT]);
+    }
+
+    kordon_jwt_doc_free(&doc);
+
+    return rc;
 }
 
 
@@ -1589,31 +1645,32 @@ kordon_jwt_header_keep(kordon_jwt_keys_t *keys, const char *token,
  */
 
 static int
-kordon_jwt_crit(const json_t *crit)
+kordon_jwt_crit(const kordon_jwt_val_t *crit)
 {
-    size_t        i, j;
-    const char  **known;
+    size_t                   i, j;
+    const char             **known;
+    kordon_jwt_val_t         tmp;
+    const kordon_jwt_val_t  *v;
 
-    if (crit == NULL) {
+    if (crit->type == KORDON_JWT_V_ABSENT) {
         return KORDON_JWT_OK;
     }
 
-    if (!json_is_array(crit) || json_array_size(crit) == 0) {
+    if (crit->type != KORDON_JWT_V_ARRAY || crit->len == 0) {
         return KORDON_JWT_EMALFORMED;
     }
 
-    for (i = 0; i < json_array_size(crit); i++) {
+    for (i = 0; i < crit->len; i++) {
+        v = kordon_jwt_val_item(crit, i, &tmp);
 
-        if (!json_is_string(json_array_get(crit, i))) {
+        if (v->type != KORDON_JWT_V_STRING) {
             return KORDON_JWT_EMALFORMED;
         }
 
         known = kordon_jwt_crit_known;
 
         for (j = 0; known[j] != NULL; j++) {
-            if (strcmp(known[j],
-                       json_string_value(json_array_get(crit, i))) == 0)
-            {
+            if (kordon_jwt_val_is(v, known[j])) {
                 break;
             }
         }
@@ -1801,32 +1858,54 @@ kordon_jwt_digest_verify(const kordon_jwt_key_t *key, const EVP_MD *md,
 
 
 /*
- * The claims of a token whose signature holds: times, then iss, aud and
- * typ, then the identity claims copied into out.
+ * Reads the payload of a token whose signature holds (in out->payload)
+ * and checks its claims; see kordon_jwt_claims().
+ */
+
+static int
+kordon_jwt_payload(const kordon_jwt_conf_t *cf, const kordon_jwt_tok_t *tok,
+    int64_t now, kordon_jwt_claims_t *out)
+{
+    int               rc;
+    kordon_jwt_doc_t  doc;
+
+    rc = kordon_jwt_doc_read(&doc, kordon_jwt_payload_names, KORDON_JWT_P_N,
+                             out->payload, tok->payload_len, cf);
+
+    if (rc >= 0) {
+        out->fast_payload = rc;
+        rc = kordon_jwt_claims(cf, tok, doc.m, now, out);
+    }
+
+    kordon_jwt_doc_free(&doc);
+
+    return rc;
+}
+
+
+/*
+ * The claims of a token whose signature holds, m being its payload's
+ * members (kordon_jwt_payload_names): times, then iss, aud and typ, then
+ * the identity claims copied into out.
  */
 
 static int
 kordon_jwt_claims(const kordon_jwt_conf_t *cf, const kordon_jwt_tok_t *tok,
-    const json_t *payload, int64_t now, kordon_jwt_claims_t *out)
+    const kordon_jwt_val_t *m, int64_t now, kordon_jwt_claims_t *out)
 {
-    int      rc;
-    json_t  *v;
+    int  rc;
 
-    rc = kordon_jwt_times(cf, payload, now, out);
+    rc = kordon_jwt_times(cf, m, now, out);
     if (rc != KORDON_JWT_OK) {
         return rc;
     }
 
-    if (cf->iss != NULL) {
-        v = json_object_get(payload, "iss");
-
-        if (!json_is_string(v) || strcmp(json_string_value(v), cf->iss) != 0)
-        {
-            return KORDON_JWT_EISS;
-        }
+    if (cf->iss != NULL && !kordon_jwt_val_is(&m[KORDON_JWT_P_ISS], cf->iss))
+    {
+        return KORDON_JWT_EISS;
     }
 
-    if (!kordon_jwt_audience(json_object_get(payload, "aud"), cf->aud)) {
+    if (!kordon_jwt_audience(&m[KORDON_JWT_P_AUD], cf->aud)) {
         return KORDON_JWT_EAUD;
     }
 
@@ -1837,7 +1916,7 @@ kordon_jwt_claims(const kordon_jwt_conf_t *cf, const kordon_jwt_tok_t *tok,
         return KORDON_JWT_ETYP;
     }
 
-    return kordon_jwt_identity(payload, out);
+    return kordon_jwt_identity(m, out);
 }
 
 
@@ -1849,22 +1928,22 @@ kordon_jwt_claims(const kordon_jwt_conf_t *cf, const kordon_jwt_tok_t *tok,
  */
 
 static int
-kordon_jwt_times(const kordon_jwt_conf_t *cf, const json_t *payload,
+kordon_jwt_times(const kordon_jwt_conf_t *cf, const kordon_jwt_val_t *m,
     int64_t now, kordon_jwt_claims_t *out)
 {
     int  rc;
 
-    rc = kordon_jwt_numeric_date(payload, "exp", 0, &out->exp);
+    rc = kordon_jwt_numeric_date(&m[KORDON_JWT_P_EXP], 0, &out->exp);
     if (rc != 0) {
         return rc > 0 ? KORDON_JWT_ENOEXP : KORDON_JWT_EBADEXP;
     }
 
-    rc = kordon_jwt_numeric_date(payload, "iat", 1, &out->iat);
+    rc = kordon_jwt_numeric_date(&m[KORDON_JWT_P_IAT], 1, &out->iat);
     if (rc != 0) {
         return rc > 0 ? KORDON_JWT_ENOIAT : KORDON_JWT_EBADIAT;
     }
 
-    rc = kordon_jwt_numeric_date(payload, "nbf", 1, &out->nbf);
+    rc = kordon_jwt_numeric_date(&m[KORDON_JWT_P_NBF], 1, &out->nbf);
     if (rc < 0) {
         return KORDON_JWT_EBADNBF;
     }
@@ -1899,36 +1978,32 @@ kordon_jwt_times_check(int64_t leeway_s, int64_t exp, int64_t iat,
 
 
 /*
- * Reads the NumericDate "name" into *t: an integer, or a finite real
- * rounded to the stricter side (down for exp, up for nbf and iat).
- * Returns 0, 1 when the claim is absent, -1 when it is not a number
- * (strings, booleans and null included) or out of range.
+ * Reads the NumericDate v into *t: an integer, or a finite real rounded
+ * to the stricter side (down for exp, up for nbf and iat).  Returns 0, 1
+ * when the claim is absent, -1 when it is not a number (strings,
+ * booleans and null included) or out of range.
  */
 
 static int
-kordon_jwt_numeric_date(const json_t *payload, const char *name, int up,
-    int64_t *t)
+kordon_jwt_numeric_date(const kordon_jwt_val_t *v, int up, int64_t *t)
 {
     double   d;
-    json_t  *v;
     int64_t  i;
 
-    v = json_object_get(payload, name);
-
-    if (v == NULL) {
+    if (v->type == KORDON_JWT_V_ABSENT) {
         return 1;
     }
 
-    if (json_is_integer(v)) {
-        *t = (int64_t) json_integer_value(v);
+    if (v->type == KORDON_JWT_V_INTEGER) {
+        *t = v->i;
         return 0;
     }
 
-    if (!json_is_real(v)) {
+    if (v->type != KORDON_JWT_V_REAL) {
         return -1;
     }
 
-    d = json_real_value(v);
+    d = v->d;
 
     if (!isfinite(d) || d > KORDON_JWT_DATE_MAX || d < -KORDON_JWT_DATE_MAX)
     {
@@ -1953,27 +2028,28 @@ kordon_jwt_numeric_date(const json_t *payload, const char *name, int up,
 /* "aud" is a string or an array of strings (RFC 7519, 4.1.3) */
 
 static int
-kordon_jwt_audience(const json_t *aud, const char *want)
+kordon_jwt_audience(const kordon_jwt_val_t *aud, const char *want)
 {
-    size_t   i;
-    json_t  *v;
+    size_t                   i;
+    kordon_jwt_val_t         tmp;
+    const kordon_jwt_val_t  *v;
 
-    if (json_is_string(aud)) {
-        return strcmp(json_string_value(aud), want) == 0;
+    if (aud->type == KORDON_JWT_V_STRING) {
+        return kordon_jwt_val_is(aud, want);
     }
 
-    if (!json_is_array(aud)) {
+    if (aud->type != KORDON_JWT_V_ARRAY) {
         return 0;
     }
 
-    for (i = 0; i < json_array_size(aud); i++) {
-        v = json_array_get(aud, i);
+    for (i = 0; i < aud->len; i++) {
+        v = kordon_jwt_val_item(aud, i, &tmp);
 
-        if (!json_is_string(v)) {
+        if (v->type != KORDON_JWT_V_STRING) {
             return 0;
         }
 
-        if (strcmp(json_string_value(v), want) == 0) {
+        if (kordon_jwt_val_is(v, want)) {
             return 1;
         }
     }
@@ -2009,12 +2085,12 @@ kordon_jwt_typ_match(const char *want, const char *got)
 
 
 static int
-kordon_jwt_identity(const json_t *payload, kordon_jwt_claims_t *out)
+kordon_jwt_identity(const kordon_jwt_val_t *m, kordon_jwt_claims_t *out)
 {
-    json_t  *v;
+    const kordon_jwt_val_t  *v;
 
-    v = json_object_get(payload, "sub");
-    if (v == NULL) {
+    v = &m[KORDON_JWT_P_SUB];
+    if (v->type == KORDON_JWT_V_ABSENT) {
         return KORDON_JWT_ENOSUB;
     }
 
@@ -2022,43 +2098,42 @@ kordon_jwt_identity(const json_t *payload, kordon_jwt_claims_t *out)
         return KORDON_JWT_EBADSUB;
     }
 
-    v = json_object_get(payload, "sid");
-    out->has_sid = (v != NULL);
+    v = &m[KORDON_JWT_P_SID];
+    out->has_sid = (v->type != KORDON_JWT_V_ABSENT);
 
-    if (v != NULL && kordon_jwt_copy_str(v, out->sid, sizeof(out->sid), 0))
+    if (out->has_sid && kordon_jwt_copy_str(v, out->sid, sizeof(out->sid), 0))
     {
         return KORDON_JWT_EBADSID;
     }
 
-    v = json_object_get(payload, "jti");
-    out->has_jti = (v != NULL);
+    v = &m[KORDON_JWT_P_JTI];
+    out->has_jti = (v->type != KORDON_JWT_V_ABSENT);
 
-    if (v != NULL && kordon_jwt_copy_str(v, out->jti, sizeof(out->jti), 0))
+    if (out->has_jti && kordon_jwt_copy_str(v, out->jti, sizeof(out->jti), 0))
     {
         return KORDON_JWT_EBADJTI;
     }
 
-    v = json_object_get(payload, "scope");
-    out->has_scope = (v != NULL);
+    v = &m[KORDON_JWT_P_SCOPE];
+    out->has_scope = (v->type != KORDON_JWT_V_ABSENT);
 
-    if (v != NULL
+    if (out->has_scope
         && kordon_jwt_copy_str(v, out->scope, sizeof(out->scope),
                                KORDON_JWT_STR_EMPTY_OK) != 0)
     {
         return KORDON_JWT_EBADSCOPE;
     }
 
-    if (kordon_jwt_copy_list(json_object_get(payload, "roles"),
-                             out->roles[0], sizeof(out->roles[0]),
-                             KORDON_JWT_ROLES_MAX, &out->nroles,
-                             KORDON_JWT_STR_NO_COMMA) != 0)
+    if (kordon_jwt_copy_list(&m[KORDON_JWT_P_ROLES], out->roles[0],
+                             sizeof(out->roles[0]), KORDON_JWT_ROLES_MAX,
+                             &out->nroles, KORDON_JWT_STR_NO_COMMA) != 0)
     {
         return KORDON_JWT_EBADROLES;
     }
 
-    if (kordon_jwt_copy_list(json_object_get(payload, "amr"),
-                             out->amr[0], sizeof(out->amr[0]),
-                             KORDON_JWT_AMR_MAX, &out->namr, 0) != 0)
+    if (kordon_jwt_copy_list(&m[KORDON_JWT_P_AMR], out->amr[0],
+                             sizeof(out->amr[0]), KORDON_JWT_AMR_MAX,
+                             &out->namr, 0) != 0)
     {
         return KORDON_JWT_EBADAMR;
     }
@@ -2068,24 +2143,25 @@ kordon_jwt_identity(const json_t *payload, kordon_jwt_claims_t *out)
 
 
 /*
- * Copies the JSON string v into dst (cap bytes with the NUL).  Returns 0,
- * or -1 when v is not a string, is empty (unless allowed), does not fit,
- * or holds a control character or (with KORDON_JWT_STR_NO_COMMA) a ",":
+ * Copies the string v into dst (cap bytes with the NUL).  Returns 0, or
+ * -1 when v is not a string, is empty (unless allowed), does not fit, or
+ * holds a control character or (with KORDON_JWT_STR_NO_COMMA) a ",":
  * these values end up in request headers and comma-joined lists.
  */
 
 static int
-kordon_jwt_copy_str(const json_t *v, char *dst, size_t cap, unsigned flags)
+kordon_jwt_copy_str(const kordon_jwt_val_t *v, char *dst, size_t cap,
+    unsigned flags)
 {
     size_t       i, len;
     const char  *s;
 
-    if (!json_is_string(v)) {
+    if (v->type != KORDON_JWT_V_STRING) {
         return -1;
     }
 
-    s = json_string_value(v);
-    len = json_string_length(v);
+    s = v->s;
+    len = v->len;
 
     if (len >= cap || (len == 0 && !(flags & KORDON_JWT_STR_EMPTY_OK))) {
         return -1;
@@ -2099,7 +2175,8 @@ kordon_jwt_copy_str(const json_t *v, char *dst, size_t cap, unsigned flags)
         }
     }
 
-    memcpy(dst, s, len + 1);
+    memcpy(dst, s, len);
+    dst[len] = '\0';
 
     return 0;
 }
@@ -2107,28 +2184,29 @@ kordon_jwt_copy_str(const json_t *v, char *dst, size_t cap, unsigned flags)
 
 /*
  * Copies an array of at most max strings into the rows of dst, each
- * width bytes.  An absent claim (v == NULL) is an empty list.
+ * width bytes.  An absent claim is an empty list.
  */
 
 static int
-kordon_jwt_copy_list(const json_t *v, char *dst, size_t width, size_t max,
-    size_t *n, unsigned flags)
+kordon_jwt_copy_list(const kordon_jwt_val_t *v, char *dst, size_t width,
+    size_t max, size_t *n, unsigned flags)
 {
-    size_t  i;
+    size_t            i;
+    kordon_jwt_val_t  tmp;
 
     *n = 0;
 
-    if (v == NULL) {
+    if (v->type == KORDON_JWT_V_ABSENT) {
         return 0;
     }
 
-    if (!json_is_array(v) || json_array_size(v) > max) {
+    if (v->type != KORDON_JWT_V_ARRAY || v->len > max) {
         return -1;
     }
 
-    for (i = 0; i < json_array_size(v); i++) {
-        if (kordon_jwt_copy_str(json_array_get(v, i), dst + i * width, width,
-                                flags) != 0)
+    for (i = 0; i < v->len; i++) {
+        if (kordon_jwt_copy_str(kordon_jwt_val_item(v, i, &tmp),
+                                dst + i * width, width, flags) != 0)
         {
             return -1;
         }

@@ -82,6 +82,13 @@
 #define KORDON_JWT_ELAST            -32
 
 
+/* kordon_jwt_conf_t's reader: how the header and payload JSON is read */
+
+#define KORDON_JWT_READER_FAST       0      /* the fast reader, else jansson */
+#define KORDON_JWT_READER_JANSSON    1      /* jansson alone, no header memo:
+                                               the tests' reference */
+
+
 typedef struct kordon_jwt_keys_s  kordon_jwt_keys_t;
 
 /* the keyed hash that names a token in a cache of verified tokens */
@@ -101,6 +108,7 @@ typedef struct {
     const char   *iss;          /* NULL: any issuer */
     const char   *aud;          /* required: a token names it in "aud" */
     const char   *typ;          /* NULL: header "typ" not checked */
+    unsigned      reader;       /* KORDON_JWT_READER_FAST (0) or JANSSON */
 } kordon_jwt_conf_t;
 
 
@@ -123,6 +131,8 @@ typedef struct {
     unsigned      has_sid:1;
     unsigned      has_jti:1;
     unsigned      has_scope:1;
+    unsigned      fast_header:1;        /* read without jansson (tests) */
+    unsigned      fast_payload:1;
 
     /* the verifying key: SHA-256 of its canonical JWK, truncated */
     unsigned char key_fp[KORDON_JWT_KEY_FP_LEN];

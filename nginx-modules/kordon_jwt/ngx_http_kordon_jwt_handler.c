@@ -572,36 +572,46 @@ ngx_http_kordon_jwt_from_claims(ngx_http_request_t *r,
 }
 
 
+/*
+ * The identity of a cached token: its strings lie back to back in k->data
+ * (sub, sid, roles, scope), so one copy into the pool makes all four.
+ */
+
 static ngx_int_t
 ngx_http_kordon_jwt_from_compact(ngx_http_request_t *r,
     kordon_jwt_compact_t *k, ngx_http_kordon_jwt_identity_t *id)
 {
-    char  *p;
+    u_char  *p;
+    size_t   len;
 
     id->exp = k->exp;
     id->iat = k->iat;
 
-    p = k->data;
+    len = (size_t) k->sub_len + k->sid_len + k->roles_len + k->scope_len;
 
-    if (ngx_http_kordon_jwt_copy(r, &id->sub, p, k->sub_len) != NGX_OK) {
+    p = ngx_pnalloc(r->pool, len ? len : 1);
+    if (p == NULL) {
         return NGX_ERROR;
     }
 
+    ngx_memcpy(p, k->data, len);
+
+    id->sub.data = p;
+    id->sub.len = k->sub_len;
     p += k->sub_len;
 
-    if (ngx_http_kordon_jwt_copy(r, &id->sid, p, k->sid_len) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
+    id->sid.data = p;
+    id->sid.len = k->sid_len;
     p += k->sid_len;
 
-    if (ngx_http_kordon_jwt_copy(r, &id->roles, p, k->roles_len) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
+    id->roles.data = p;
+    id->roles.len = k->roles_len;
     p += k->roles_len;
 
-    return ngx_http_kordon_jwt_copy(r, &id->scope, p, k->scope_len);
+    id->scope.data = p;
+    id->scope.len = k->scope_len;
+
+    return NGX_OK;
 }
 
 

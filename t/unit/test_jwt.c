@@ -1568,6 +1568,248 @@ test_payload_load(void **state)
 }
 
 
+/*
+ * The claims reader (kordon_jwt_read_core.c) against jansson: over 30,000
+ * generated tokens, HS256-signed so that every one reaches the payload,
+ * the verdict and the claims with the fast reader are those with jansson
+ * alone (KORDON_JWT_READER_JANSSON).  The texts are mostly plain tokens
+ * with a member or two off (wrong types, reals, long integers, escapes,
+ * UTF-8 good and bad, control characters, commas in roles, long arrays,
+ * nesting, duplicates, trailing bytes, truncation, a flipped byte), so
+ * that the fast reader takes many and declines many.
+ */
+
+static const char  *gen_any[] = {
+    "1700000000", "0", "-5", "-0", "1700000000.5", "1e3", "2E+2", "01",
+    "1.", ".5", "-", "123456789012345678", "1234567890123456789",
+    "12345678901234567890", "-999999999999999999", "1e999",
+    "\"x\"", "\"\"", "\"user-42\"", "\"a\\nb\"", "\"a\\u0041\"",
+    "\"\\u0000\"", "\"\\/\"", "\"caf\xc3\xa9\"", "\"\xff\"", "\"\xc0\xaf\"",
+    "\"\xed\xa0\x80\"", "\"a\x01\"", "\"a\x7f\"", "\"a,b\"", "\"a b\"",
+    "\"" ISS "\"", "\"" AUD "\"", "\"at+jwt\"", "\"\\ud83d\\ude00\"",
+    "\"\\ud800\"", "true", "false", "null", "tru", "nul", "truex",
+    "[]", "[\"user\"]", "[\"user\",\"support\"]", "[\"" AUD "\",5]",
+    "[5,\"" AUD "\"]", "[\"a\",]", "[[\"x\"]]", "[\"\"]", "[null]",
+    "{}", "{\"a\":1}", "{\"a\":1,\"a\":2}", "{\"a\":{\"b\":[1,{\"c\":null}]}}",
+    "[[[[[[[[[[1]]]]]]]]]]", "\"" AUD "\\u0000\""
+};
+
+/* a JSON array of n strings, want among them at position at (or not) */
+
+static void
+gen_array(char *out, size_t cap, size_t n, const char *want, size_t at)
+{
+    size_t  i, len;
+
+    len = (size_t) snprintf(out, cap, "[");
+
+    for (i = 0; i < n && len + 80 < cap; i++) {
+        len += (size_t) snprintf(out + len, cap - len, "%s\"%s%zu\"",
+                                 i ? "," : "", i == at ? want : "r",
+                                 i == at ? (size_t) 0 : i);
+        if (i == at) {
+            len -= 2;                   /* no "0" after want */
+            len += (size_t) snprintf(out + len, cap - len, "\"");
+        }
+    }
+
+    snprintf(out + len, cap - len, "]");
+}
+
+
+static const char *
+gen_value(const char *good, char *buf, size_t cap)
+{
+    int  r;
+
+    r = rand() % 100;
+
+    if (r < 94) {
+        return good;
+    }
+
+    if (r < 96) {
+        gen_array(buf, cap, (size_t) (rand() % 20),
+                  rand() % 2 ? AUD : "user", (size_t) (rand() % 20));
+        return buf;
+    }
+
+    return gen_any[rand() % (sizeof(gen_any) / sizeof(gen_any[0]))];
+}
+
+
+/* appends "name":value members in a random order, some left out */
+
+static size_t
+gen_object(char *out, size_t cap, const char **names, const char **goods,
+    size_t n)
+{
+    char         val[2048];
+    size_t       i, j, k, len, order[16];
+    const char  *sep;
+
+    for (i = 0; i < n; i++) {
+        order[i] = i;
+    }
+
+    for (i = n; i > 1; i--) {
+        j = (size_t) rand() % i;
+        k = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = k;
+    }
+
+    len = (size_t) snprintf(out, cap, "{");
+
+    for (i = 0, k = 0; i < n; i++) {
+        if (rand() % 16 == 0) {
+            continue;
+        }
+
+        sep = (rand() % 6 == 0) ? " \n\t" : "";
+        len += (size_t) snprintf(out + len, cap - len, "%s%s\"%s\"%s:%s%s",
+                                 k++ ? "," : "", sep, names[order[i]], sep,
+                                 sep, gen_value(goods[order[i]], val,
+                                                sizeof(val)));
+
+        if (rand() % 40 == 0) {         /* the same member twice */
+            len += (size_t) snprintf(out + len, cap - len, ",\"%s\":1",
+                                     names[order[i]]);
+        }
+    }
+
+    len += (size_t) snprintf(out + len, cap - len, "}");
+
+    return len;
+}
+
+
+/* a whole text made odd in one of a few ways, sometimes */
+
+static void
+gen_damage(char *s, size_t len, size_t cap)
+{
+    switch (rand() % 24) {
+    case 0:
+        s[rand() % len] ^= (char) (1 << (rand() % 8));
+        break;
+    case 1:
+        s[rand() % len] = '\0';         /* truncated */
+        break;
+    case 2:
+        snprintf(s + len, cap - len, " x");
+        break;
+    case 3:
+        snprintf(s + len - 1, cap - len + 1, ",}");
+        break;
+    case 4:
+        snprintf(s + len, cap - len, " \r\n");
+        break;
+    }
+}
+
+
+static void
+test_reader_is_jansson(void **state)
+{
+    int                   i, rc_fast, rc_ref, ok, fast_p, fast_h, declined;
+    char                  hdr[4096], pay[16384], now[64], iat[64];
+    const char           *t;
+    kordon_jwt_claims_t  *fast;
+
+    static const char  *hnames[] = { "alg", "kid", "typ", "crit", "jwk",
+                                     "x5u" };
+    static const char  *hgoods[] = { "\"HS256\"", "\"hs-1\"", "\"at+jwt\"",
+                                     "null", "{\"kty\":\"oct\"}",
+                                     "\"https://x\"" };
+    static const char  *pnames[] = { "iss", "aud", "sub", "roles", "sid",
+                                     "jti", "amr", "scope", "iat", "exp",
+                                     "nbf", "org", "cnf" };
+    const char         *pgoods[] = { "\"" ISS "\"", "\"" AUD "\"",
+                                     "\"user-42\"", "[\"user\",\"support\"]",
+                                     "\"sess-7\"", "\"jti-9\"",
+                                     "[\"pwd\",\"otp\"]", "\"read write\"",
+                                     iat, now, iat, "\"acme\"",
+                                     "{\"jkt\":\"abc\"}" };
+
+    fast = malloc(sizeof(kordon_jwt_claims_t));
+    assert_non_null(fast);
+
+    snprintf(now, sizeof(now), "%lld", NOW + 900);
+    snprintf(iat, sizeof(iat), "%lld", NOW - 10);
+
+    srand(4242);
+    ok = 0;
+    fast_p = 0;
+    fast_h = 0;
+    declined = 0;
+
+    for (i = 0; i < 30000; i++) {
+        gen_object(hdr, sizeof(hdr), hnames, hgoods,
+                   rand() % 10 ? 3 : 6);
+        gen_object(pay, sizeof(pay), pnames, pgoods, 13);
+
+        if (rand() % 3 == 0) {
+            if (rand() % 4 == 0) {
+                gen_damage(hdr, strlen(hdr), sizeof(hdr));
+
+            } else {
+                gen_damage(pay, strlen(pay), sizeof(pay));
+            }
+        }
+
+        if (strlen(hdr) == 0 || strlen(pay) == 0) {
+            continue;
+        }
+
+        t = tok(hdr, pay, SIGN_HS);
+        conf.typ = (i % 3 == 0) ? "at+jwt" : NULL;
+        conf.max_depth = (i % 5 == 0) ? 32 : 0;
+
+        conf.reader = KORDON_JWT_READER_FAST;
+        rc_fast = verify(t);
+        memcpy(fast, &claims, sizeof(kordon_jwt_claims_t));
+
+        conf.reader = KORDON_JWT_READER_JANSSON;
+        rc_ref = verify(t);
+
+        if (rc_fast != rc_ref) {
+            fail_msg("fast %d, jansson %d: header %s payload %s", rc_fast,
+                     rc_ref, hdr, pay);
+        }
+
+        fast_h += fast->fast_header;
+        fast_p += fast->fast_payload;
+        declined += !fast->fast_payload;
+
+        if (rc_ref != KORDON_JWT_OK) {
+            continue;
+        }
+
+        ok++;
+        fast->fast_header = 0;
+        fast->fast_payload = 0;
+
+        if (memcmp(fast, &claims, offsetof(kordon_jwt_claims_t, payload))
+            != 0)
+        {
+            fail_msg("claims differ: header %s payload %s", hdr, pay);
+        }
+    }
+
+    print_message("reader: %d accepted, payload read fast %d, declined %d, "
+                  "header read fast %d\n", ok, fast_p, declined, fast_h);
+
+    /* both ways exercised, accepted tokens among them */
+    assert_true(ok > 2000);
+    assert_true(fast_p > 5000);
+    assert_true(fast_h > 1000);
+    assert_true(declined > 5000);
+
+    free(fast);
+}
+
+
 #define T(f)  cmocka_unit_test_setup(f, conf_reset)
 
 int
@@ -1612,6 +1854,7 @@ main(void)
         T(test_compact),
         T(test_compact_times),
         T(test_payload_load),
+        T(test_reader_is_jansson),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
