@@ -65,9 +65,10 @@
  *
  * Memory: a verify allocates one EVP_MD_CTX for the hash (plus an
  * ECDSA_SIG for ES256, and jansson's trees when the claims reader leaves
- * a text to it) and frees them on every path; each public key's verify context is made once, at load;
- * OpenSSL's error queue is cleared after a failure, so nothing leaks into
- * the TLS code of the process that calls us.
+ * a text to it) and frees them on every path; each public key's verify
+ * context is made once, at load; OpenSSL's error queue is cleared after
+ * a failure, so nothing leaks into the TLS code of the process that
+ * calls us.
  */
 
 
