@@ -233,6 +233,10 @@ int kit_sig_verify(const uint8_t *key, size_t keylen, const char *header,
 int kit_hex_decode(const char *hex, uint8_t *out, size_t outlen);
 
 
+/* Milliseconds of CLOCK_MONOTONIC, for deadlines and intervals (kit_pg.c). */
+int64_t kit_now_ms(void);
+
+
 /* ---- PostgreSQL (kit_pg.c) --------------------------------------------
  *
  * A fixed pool of connections.  A connection that broke is reset on its

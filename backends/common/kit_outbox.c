@@ -178,16 +178,6 @@ static void outbox_warn(outbox_limit_t *lim, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 
-static uint64_t
-outbox_now_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-
 /*
  * Logs a warning unless one of the same kind went out less than
  * OUTBOX_WARN_INTERVAL_MS ago; then it only counts it, and the next one
@@ -200,7 +190,7 @@ outbox_warn(outbox_limit_t *lim, const char *fmt, ...)
     va_list   ap;
     uint64_t  now;
 
-    now = outbox_now_ms();
+    now = (uint64_t) kit_now_ms();
     if (lim->last_ms != 0 && now - lim->last_ms < OUTBOX_WARN_INTERVAL_MS) {
         lim->suppressed++;
         return;
@@ -803,12 +793,12 @@ outbox_await(void)
     uint64_t  deadline, now;
     int       purged;
 
-    deadline = outbox_now_ms() + OUTBOX_MSG_TIMEOUT_MS
+    deadline = (uint64_t) kit_now_ms() + OUTBOX_MSG_TIMEOUT_MS
                + OUTBOX_DELIVERY_GRACE_MS;
     purged = 0;
 
     while (relay.outstanding > 0) {
-        now = outbox_now_ms();
+        now = (uint64_t) kit_now_ms();
         if (!purged
             && (now >= deadline
                 || (atomic_load(&relay.stopping)
@@ -1170,7 +1160,7 @@ kit_outbox_stop(void)
     }
 
     atomic_store(&relay.stop_deadline_ms,
-                 outbox_now_ms() + OUTBOX_STOP_WAIT_MS);
+                 (uint64_t) kit_now_ms() + OUTBOX_STOP_WAIT_MS);
     atomic_store(&relay.stopping, 1);
     one = 1;
     if (write(relay.stop_fd, &one, sizeof(one)) != (ssize_t) sizeof(one)) {

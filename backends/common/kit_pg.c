@@ -63,7 +63,7 @@ static struct {
 } kit_pool = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 
-static int64_t
+int64_t
 kit_now_ms(void)
 {
     struct timespec  ts;

@@ -331,16 +331,6 @@ ledger_prune_tx(kit_pg_t *pg, void *arg)
 }
 
 
-static uint64_t
-ledger_now_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-
 /*
  * Every KORDON_LEDGER_PRUNE_MS (checked on each sweep), deletes sent
  * outbox events and idempotency keys older than the retention:
@@ -357,7 +347,7 @@ ledger_prune(void)
     uint64_t          now;
     int               calls;
 
-    now = ledger_now_ms();
+    now = (uint64_t) kit_now_ms();
     if (now < next_ms) {
         return;
     }
